@@ -16,3 +16,6 @@ setup: ## Install the workspace environment into .venv/ from uv.lock (idempotent
 .PHONY: test
 test: setup ## Run every test that can run on this machine
 	$(PY) pytest -n 2 api controller runtimes router epp
+
+# Each area keeps its targets in make/<area>.mk (listed by `make help` too).
+include $(sort $(wildcard make/*.mk))
