@@ -1,0 +1,1 @@
+"""One module per URI scheme family; :mod:`..registry` maps schemes to them."""
