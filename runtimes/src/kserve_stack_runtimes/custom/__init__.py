@@ -1,0 +1,1 @@
+"""The custom runtime entry point (see ``__main__``)."""

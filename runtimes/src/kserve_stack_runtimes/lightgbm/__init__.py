@@ -1,0 +1,1 @@
+"""The lightgbm runtime entry point (see ``__main__``)."""

@@ -1,0 +1,1 @@
+"""The sklearn runtime entry point (see ``__main__``)."""

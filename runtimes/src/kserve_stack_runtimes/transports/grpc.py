@@ -1,0 +1,372 @@
+"""The gRPC transport: ``inference.GRPCInferenceService`` (Open Inference Protocol), health.
+
+Tensors arrive either in typed ``contents`` or as ``raw_input_contents`` (what Triton's client
+sends); a request that used raw inputs is answered with ``raw_output_contents``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from kserve_stack_runtimes._generated import grpc_predict_v2_pb2 as pb
+from kserve_stack_runtimes._generated import grpc_predict_v2_pb2_grpc as pb_grpc
+from kserve_stack_runtimes.dataplane import DataPlane
+from kserve_stack_runtimes.errors import InvalidInputError, ServingError, public_message, status_of
+from kserve_stack_runtimes.logs import request_id_var
+from kserve_stack_runtimes.protocol import v2
+
+log = logging.getLogger("kserve_stack_runtimes.grpc")
+
+SERVICE_NAME = "inference.GRPCInferenceService"
+
+#: Which field of InferTensorContents carries each datatype.
+_CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def _param_value(p: Any) -> Any:
+    which = p.WhichOneof("parameter_choice")
+    return getattr(p, which) if which else None
+
+
+def _params(m: Any) -> dict[str, Any] | None:
+    return {k: _param_value(v) for k, v in m.items()} if m else None
+
+
+def _set_param(target: Any, key: str, value: Any) -> None:
+    p = target[key]
+    if isinstance(value, bool):
+        p.bool_param = value
+    elif isinstance(value, int):
+        p.int64_param = value
+    elif isinstance(value, float):
+        p.double_param = value
+    else:
+        p.string_param = str(value)
+
+
+def decode_infer_request(req: Any) -> v2.InferRequest:
+    """A ModelInferRequest message to a :class:`~.protocol.v2.InferRequest`."""
+    if not req.inputs:
+        raise InvalidInputError("The request needs at least one input.")
+    raw = req.raw_input_contents
+    if raw and len(raw) != len(req.inputs):
+        raise InvalidInputError(
+            f"raw_input_contents has {len(raw)} entries for {len(req.inputs)} inputs."
+        )
+    inputs = []
+    for i, t in enumerate(req.inputs):
+        datatype = t.datatype
+        if datatype not in v2.DATATYPES:
+            raise InvalidInputError(f"Input {t.name!r}: unknown datatype {datatype!r}.")
+        shape = list(t.shape)
+        if any(d < 0 for d in shape):
+            raise InvalidInputError(f"Input {t.name!r}: shape dimensions must be non-negative.")
+        if raw:
+            data = v2.decode_raw(raw[i], datatype, shape, t.name)
+        else:
+            field = _CONTENTS_FIELD.get(datatype)
+            if field is None:
+                raise InvalidInputError(f"Input {t.name!r}: {datatype} data must be sent raw.")
+            values = getattr(t.contents, field)
+            count = int(np.prod(shape)) if shape else 1
+            if len(values) != count:
+                raise InvalidInputError(
+                    f"Input {t.name!r}: shape {shape} holds {count} elements but contents "
+                    f"have {len(values)}."
+                )
+            if datatype == "BYTES":
+                data = np.empty(count, dtype=object)
+                data[:] = list(values)
+                data = data.reshape(shape)
+            else:
+                data = np.array(values, dtype=v2.DATATYPES[datatype]).reshape(shape)
+        inputs.append(v2.InferTensor(t.name, data, datatype, shape, _params(t.parameters)))
+    outputs = [v2.RequestedOutput(o.name, _params(o.parameters)) for o in req.outputs] or None
+    return v2.InferRequest(
+        req.model_name,
+        inputs,
+        id=req.id or None,
+        model_version=req.model_version or None,
+        outputs=outputs,
+        parameters=_params(req.parameters),
+    )
+
+
+def encode_infer_response(response: v2.InferResponse, request: v2.InferRequest, raw: bool) -> Any:
+    """An InferResponse to a ModelInferResponse message (raw contents when ``raw``)."""
+    msg = pb.ModelInferResponse(
+        model_name=response.model_name,
+        model_version=response.model_version or "",
+        id=response.id or "",
+    )
+    if response.parameters:
+        for k, val in response.parameters.items():
+            _set_param(msg.parameters, k, val)
+    for tensor in v2.select_outputs(response, request):
+        out = msg.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        if tensor.parameters:
+            for k, val in tensor.parameters.items():
+                _set_param(out.parameters, k, val)
+        if raw or tensor.datatype == "FP16":
+            msg.raw_output_contents.append(v2.encode_raw(tensor.data, tensor.datatype))
+        else:
+            field = getattr(out.contents, _CONTENTS_FIELD[tensor.datatype])
+            flat = tensor.data.reshape(-1)
+            if tensor.datatype == "BYTES":
+                field.extend(x if isinstance(x, bytes) else str(x).encode() for x in flat)
+            else:
+                field.extend(flat.tolist())
+    return msg
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc,unused-ignore]
+    """The Open Inference Protocol service over the data plane."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dp = dataplane
+
+    async def _fail(self, context: Any, exc: BaseException) -> None:
+        if not isinstance(exc, ServingError):
+            log.exception("unhandled error in a gRPC call")
+        code = grpc.StatusCode(_CODE_BY_VALUE[status_of(exc).grpc.value])
+        await context.abort(code, public_message(exc))
+
+    async def ServerLive(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return pb.ServerLiveResponse(live=self.dp.live())
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return pb.ServerReadyResponse(ready=self.dp.ready())
+
+    async def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            return pb.ModelReadyResponse(
+                ready=self.dp.model_ready(request.name, request.version or None)
+            )
+        except Exception as exc:
+            await self._fail(context, exc)
+
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+        meta = self.dp.server_metadata()
+        return pb.ServerMetadataResponse(
+            name=meta["name"], version=meta["version"], extensions=meta["extensions"]
+        )
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            meta = self.dp.model_metadata(request.name, request.version or None)
+            return pb.ModelMetadataResponse(
+                name=meta["name"],
+                versions=meta.get("versions", []),
+                platform=meta.get("platform", ""),
+                inputs=[_tensor_meta(t) for t in meta.get("inputs", [])],
+                outputs=[_tensor_meta(t) for t in meta.get("outputs", [])],
+            )
+        except Exception as exc:
+            await self._fail(context, exc)
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        request_id = metadata.get("x-request-id") or request.id or uuid.uuid4().hex
+        metadata["x-request-id"] = request_id
+        token = request_id_var.set(request_id)
+        dp = self.dp
+        name = request.model_name
+        status = "OK"
+        gauge = dp.metrics.inflight_gauge("grpc-v2")
+        gauge.inc()
+        dp.inflight += 1
+        try:
+            model = dp.repository.get_ready(name, request.model_version or None)
+            infer_request = decode_infer_request(request)
+            result = await dp.infer(model, infer_request, metadata)
+            response = dp.to_v2(model, infer_request, result)
+            return encode_infer_response(response, infer_request, bool(request.raw_input_contents))
+        except Exception as exc:
+            status = status_of(exc).grpc.name
+            await self._fail(context, exc)
+        finally:
+            gauge.dec()
+            dp.inflight -= 1
+            if name in dp.repository.names():
+                dp.metrics.count_request(name, status, "grpc-v2")
+            request_id_var.reset(token)
+
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            await self.dp.repository.load(request.model_name)
+            return pb.RepositoryModelLoadResponse(model_name=request.model_name, isLoaded=True)
+        except Exception as exc:
+            await self._fail(context, exc)
+
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            self.dp.repository.unload(request.model_name)
+            return pb.RepositoryModelUnloadResponse(model_name=request.model_name, isUnloaded=True)
+        except Exception as exc:
+            await self._fail(context, exc)
+
+
+_CODE_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _tensor_meta(t: dict[str, Any]) -> Any:
+    return pb.ModelMetadataResponse.TensorMetadata(
+        name=t["name"], datatype=t["datatype"], shape=t.get("shape", [])
+    )
+
+
+class GrpcServer:
+    """The grpc.aio server with the inference and health services."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        host: str,
+        port: int,
+        max_threads: int,
+        max_message_bytes: int,
+    ) -> None:
+        self.dp = dataplane
+        self.server = grpc.aio.server(
+            migration_thread_pool=ThreadPoolExecutor(max_workers=max_threads),
+            options=[
+                ("grpc.so_reuseport", 1),
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", -1),
+            ],
+        )
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            InferenceServicer(dataplane), self.server
+        )
+        self.health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.port = self.server.add_insecure_port(address)
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self.set_serving(self.dp.ready())
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, status)
+
+    async def stop(self, grace: float) -> None:
+        await self.server.stop(grace)
+
+
+def encode_infer_request(request: v2.InferRequest, model_name: str) -> Any:
+    """An InferRequest to a ModelInferRequest message with raw input contents."""
+    msg = pb.ModelInferRequest(
+        model_name=model_name, model_version=request.model_version or "", id=request.id or ""
+    )
+    if request.parameters:
+        for k, val in request.parameters.items():
+            _set_param(msg.parameters, k, val)
+    for tensor in request.inputs:
+        t = msg.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        if tensor.parameters:
+            for k, val in tensor.parameters.items():
+                if k != "binary_data_size":
+                    _set_param(t.parameters, k, val)
+        msg.raw_input_contents.append(v2.encode_raw(tensor.data, tensor.datatype))
+    for out in request.outputs or []:
+        o = msg.outputs.add(name=out.name)
+        for k, val in (out.parameters or {}).items():
+            _set_param(o.parameters, k, val)
+    return msg
+
+
+def decode_infer_response(msg: Any) -> v2.InferResponse:
+    """A ModelInferResponse message to an InferResponse."""
+    raw = msg.raw_output_contents
+    outputs = []
+    for i, t in enumerate(msg.outputs):
+        shape = list(t.shape)
+        if raw:
+            data = v2.decode_raw(raw[i], t.datatype, shape, t.name)
+        else:
+            values = getattr(t.contents, _CONTENTS_FIELD[t.datatype])
+            if t.datatype == "BYTES":
+                data = np.empty(len(values), dtype=object)
+                data[:] = list(values)
+                data = data.reshape(shape)
+            else:
+                data = np.array(values, dtype=v2.DATATYPES[t.datatype]).reshape(shape)
+        outputs.append(v2.InferTensor(t.name, data, t.datatype, shape, _params(t.parameters)))
+    return v2.InferResponse(
+        msg.model_name,
+        outputs,
+        id=msg.id or None,
+        model_version=msg.model_version or None,
+        parameters=_params(msg.parameters),
+    )
+
+
+class GrpcPredictorClient:
+    """A shared grpc.aio channel per predictor host, for transformers (``grpc-v2``)."""
+
+    def __init__(self) -> None:
+        self._stubs: dict[str, Any] = {}
+
+    def stub(self, host: str) -> Any:
+        stub = self._stubs.get(host)
+        if stub is None:
+            channel = grpc.aio.insecure_channel(
+                host, options=[("grpc.max_receive_message_length", -1)]
+            )
+            stub = self._stubs[host] = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        return stub
+
+    async def infer(
+        self,
+        host: str,
+        request: v2.InferRequest,
+        model_name: str,
+        headers: dict[str, str],
+        timeout: float,
+    ) -> v2.InferResponse:
+        from kserve_stack_runtimes.errors import UpstreamError  # noqa: PLC0415
+
+        metadata = [("x-request-id", headers.get("x-request-id", ""))]
+        try:
+            reply = await self.stub(host).ModelInfer(
+                encode_infer_request(request, model_name), metadata=metadata, timeout=timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            status = {
+                grpc.StatusCode.INVALID_ARGUMENT: 400,
+                grpc.StatusCode.NOT_FOUND: 404,
+                grpc.StatusCode.UNAVAILABLE: 503,
+            }.get(code, 502)
+            raise UpstreamError(
+                f"Predictor {host} answered {code.name}: {exc.details()}", status
+            ) from None
+        return decode_infer_response(reply)

@@ -1,0 +1,1 @@
+"""The xgboost runtime entry point (see ``__main__``)."""
