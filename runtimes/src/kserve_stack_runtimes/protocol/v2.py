@@ -202,6 +202,18 @@ def decode_json_data(data: Any, datatype: str, shape: list[int], name: str) -> n
         raise InvalidInputError(
             f"Input {name!r}: shape {shape} holds {count} elements but data has {raw.size}."
         )
+    if count and dtype.kind in "iu" and raw.dtype.kind in "fO":
+        # Python ints beyond int64 (UINT64's upper half) make numpy fall back to floats or
+        # objects: convert exactly, and accept only if no value was fractional.
+        try:
+            exact = np.array(data, dtype=dtype)
+        except (OverflowError, ValueError, TypeError):
+            raise InvalidInputError(
+                f"Input {name!r}: data does not fit datatype {datatype}."
+            ) from None
+        if raw.dtype.kind == "f" and not np.array_equal(exact.astype(np.float64), raw):
+            raise InvalidInputError(f"Input {name!r}: data does not fit datatype {datatype}.")
+        return exact.reshape(shape)
     if count and raw.dtype.kind not in _ACCEPTED_KINDS[dtype.kind]:
         raise InvalidInputError(f"Input {name!r}: data does not fit datatype {datatype}.")
     if dtype.kind in "iu" and count:
