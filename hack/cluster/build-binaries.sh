@@ -46,6 +46,12 @@ wanted() { [[ -z "$only" || ",$only," == *",$1,"* ]]; }
 have() { [[ -x "$bin/$1" ]]; }
 log() { echo "[build-binaries] $*" >&2; }
 mkdir -p "$bin" "$work"
+# One build at a time per cache (a second caller waits, then finds the binaries).
+exec 9>"$cache/build.lock"
+if ! flock -n 9; then
+  log "another build holds $cache/build.lock: waiting for it"
+  flock 9
+fi
 command -v go >/dev/null || { log "the go tool is missing (need go >= 1.26 for Kubernetes ${KUBERNETES_VERSION})"; exit 1; }
 export CGO_ENABLED=0
 GOBUILD=(go build -trimpath -ldflags "-s -w")
