@@ -187,21 +187,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pvc_root is not None:
         overrides["pvc_root"] = args.pvc_root
     settings = StorageSettings.from_env(credentials_dir=args.credentials_dir, **overrides)
-    registry = Registry(settings)
     pairs = list(zip(args.pairs[::2], args.pairs[1::2], strict=True))
-    for uri, dest in pairs:
-        try:
-            download(
-                uri,
-                dest,
-                settings=settings,
-                cache_dir=args.cache_dir,
-                symlink=args.symlink,
-                registry=registry,
-            )
-        except StorageError as err:
-            logger.error("download failed: %s (destination %s)", err, dest)
-            return 1
+    with Registry(settings) as registry:
+        for uri, dest in pairs:
+            try:
+                download(
+                    uri,
+                    dest,
+                    settings=settings,
+                    cache_dir=args.cache_dir,
+                    symlink=args.symlink,
+                    registry=registry,
+                )
+            except StorageError as err:
+                logger.error("download failed: %s (destination %s)", err, dest)
+                return 1
     return 0
 
 

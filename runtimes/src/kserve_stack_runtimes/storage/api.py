@@ -60,7 +60,11 @@ def download(
     Raises :class:`DownloadError` (naming the URI) for every expected failure.
     """
     settings = settings or StorageSettings.from_env()
-    registry = registry or Registry(settings)
+    if registry is None:
+        with Registry(settings) as own:
+            return download(
+                uri, dest, settings=settings, cache_dir=cache_dir, symlink=symlink, registry=own
+            )
     dest = Path(dest)
     progress = Progress(uri, settings.progress_interval)
     try:

@@ -55,6 +55,10 @@ class Provider(Protocol):
 
     def open(self, uri: str) -> Source: ...
 
+    def close(self) -> None:
+        """Release connections (called once, when the registry is closed)."""
+        ...
+
 
 ProviderFactory = Callable[[StorageSettings], Provider]
 

@@ -47,3 +47,14 @@ class Registry:
         if provider is None:
             provider = self._providers[factory] = factory(self.settings)
         return provider.open(uri)
+
+    def close(self) -> None:
+        providers, self._providers = list(self._providers.values()), {}
+        for provider in providers:
+            provider.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -152,3 +152,8 @@ class GCSProvider:
         if self._client is None:
             self._client = make_client(self.settings)
         return GCSSource(uri, self.settings, self._client)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -149,3 +149,6 @@ class HFProvider:
 
     def open(self, uri: str) -> HFSource:
         return HFSource(uri, self.settings)
+
+    def close(self) -> None:
+        pass

@@ -102,3 +102,8 @@ class HTTPProvider:
                 headers={"Accept-Encoding": "identity", "User-Agent": "kserve-stack-storage"},
             )
         return HTTPSource(uri, self.settings, self._client)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

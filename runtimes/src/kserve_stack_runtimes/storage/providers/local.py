@@ -71,6 +71,9 @@ class LocalProvider:
             raise InvalidURIError("empty path")
         return LocalSource(uri, Path(raw).absolute())
 
+    def close(self) -> None:
+        pass
+
 
 class PVCProvider:
     """``pvc://NAME/PATH`` resolved to ``<pvc_root>/NAME/PATH``."""
@@ -93,3 +96,6 @@ class PVCProvider:
         if not root.is_dir():
             raise NotFoundError(f"claim {claim!r} is not mounted at {mount}")
         return LocalSource(uri, path)
+
+    def close(self) -> None:
+        pass

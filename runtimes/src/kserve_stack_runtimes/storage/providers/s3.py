@@ -20,10 +20,17 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
+    FlexibleChecksumError,
 )
 
 from ..checksum import VerifyingWriter, md5_from_etag
-from ..errors import AccessDeniedError, NotFoundError, StorageError, TransientError
+from ..errors import (
+    AccessDeniedError,
+    ChecksumMismatchError,
+    NotFoundError,
+    StorageError,
+    TransientError,
+)
 from ..provider import (
     ObjectStoreSource,
     RemoteObject,
@@ -65,6 +72,8 @@ def translate(err: Exception) -> StorageError:
             f"no usable S3 credentials ({err}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
             "or awsAnonymousCredential=true"
         )
+    if isinstance(err, FlexibleChecksumError):
+        return ChecksumMismatchError(str(err))
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         code = str(error.get("Code", ""))
@@ -169,3 +178,8 @@ class S3Provider:
         if self._client is None:
             self._client = make_client(self.settings)
         return S3Source(uri, self.settings, self._client)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
