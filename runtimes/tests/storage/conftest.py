@@ -491,6 +491,8 @@ def hf_settings(hf_hub: HubServer) -> StorageSettings:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Remove every variable the settings read, so a test sets exactly what it means."""
     for name in list(os.environ):
+        if name.startswith(("HF_HOME", "HF_HUB_")):
+            continue
         if (
             name.startswith(("AWS_", "S3_", "GOOGLE_", "GCS_", "HF_", "STORAGE_", "PVC_"))
             or name == "awsAnonymousCredential"
