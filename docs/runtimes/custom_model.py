@@ -1,10 +1,11 @@
 """A custom model and a transformer in a few lines each.
 
 Serve the model:
-    kserve-stack-runtime custom --model_class docs/runtimes/custom_model.py:Scaler --model_name scaler
+    kserve-stack-runtime custom --model_name scaler \
+        --model_class docs/runtimes/custom_model.py:Scaler
 Put the transformer in front of any V1 predictor serving a model named "iris":
-    kserve-stack-runtime custom --model_class docs/runtimes/custom_model.py:CentimetresToMillimetres \
-        --model_name iris --predictor_host 127.0.0.1:8080 --predictor_protocol v1 --http_port 9080
+    kserve-stack-runtime custom --model_name iris \
+        --model_class docs/runtimes/custom_model.py:CentimetresToMillimetres --predictor_host 127.0.0.1:8080 --predictor_protocol v1 --http_port 9080
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 from typing import Any
 
 import numpy as np
-
 from kserve_stack_runtimes.model import Headers, Model
 from kserve_stack_runtimes.predictors import input_array
 from kserve_stack_runtimes.transformer import Transformer

@@ -1,0 +1,1 @@
+"""CRD generation: typed models in, structural CustomResourceDefinition YAML out."""
