@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from kserve_stack_runtimes.storage.cache import Cache
 
 

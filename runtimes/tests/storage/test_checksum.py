@@ -7,7 +7,6 @@ import hashlib
 import io
 
 import pytest
-
 from kserve_stack_runtimes.storage.checksum import (
     Digest,
     VerifyingWriter,
@@ -42,10 +41,17 @@ def test_md5_from_etag(etag: str, expected: Digest | None) -> None:
     ("headers", "expected"),
     [
         pytest.param({"Content-MD5": b64(MD5)}, [Digest("md5", MD5)], id="content-md5"),
-        pytest.param({"x-goog-hash": f"crc32c=AAAAAA==,md5={b64(MD5)}"},
-                     [Digest("crc32c", b"\0\0\0\0"), Digest("md5", MD5)], id="x-goog-hash"),
-        pytest.param({"Digest": f"SHA-256={b64(SHA)}, unixsum=30"}, [Digest("sha256", SHA)], id="digest"),
-        pytest.param({"Repr-Digest": f"sha-256=:{b64(SHA)}:"}, [Digest("sha256", SHA)], id="repr-digest"),
+        pytest.param(
+            {"x-goog-hash": f"crc32c=AAAAAA==,md5={b64(MD5)}"},
+            [Digest("crc32c", b"\0\0\0\0"), Digest("md5", MD5)],
+            id="x-goog-hash",
+        ),
+        pytest.param(
+            {"Digest": f"SHA-256={b64(SHA)}, unixsum=30"}, [Digest("sha256", SHA)], id="digest"
+        ),
+        pytest.param(
+            {"Repr-Digest": f"sha-256=:{b64(SHA)}:"}, [Digest("sha256", SHA)], id="repr-digest"
+        ),
         pytest.param({"Content-MD5": "garbage!"}, [], id="invalid-ignored"),
         pytest.param({"ETag": "x"}, [], id="none"),
     ],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from kserve_stack_runtimes.storage.progress import Progress, human_bytes
 
 
@@ -34,8 +33,11 @@ def test_reports_at_most_once_per_interval(caplog: pytest.LogCaptureFixture) -> 
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [pytest.param(0, "0 B", id="zero"), pytest.param(1536, "1.5 KiB", id="kib"),
-     pytest.param(5 * 1024**3, "5.0 GiB", id="gib")],
+    [
+        pytest.param(0, "0 B", id="zero"),
+        pytest.param(1536, "1.5 KiB", id="kib"),
+        pytest.param(5 * 1024**3, "5.0 GiB", id="gib"),
+    ],
 )
 def test_human_bytes(n: int, text: str) -> None:
     assert human_bytes(n) == text

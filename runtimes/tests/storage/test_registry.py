@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kserve_stack_runtimes.storage import PROVIDERS, Registry, StorageSettings
 from kserve_stack_runtimes.storage.errors import InvalidURIError, UnsupportedSchemeError
 from kserve_stack_runtimes.storage.providers.gcs import GCSSource

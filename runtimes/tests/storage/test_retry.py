@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kserve_stack_runtimes.storage.errors import NotFoundError, TransientError
 from kserve_stack_runtimes.storage.retry import retry_call
 from kserve_stack_runtimes.storage.settings import RetryPolicy
@@ -21,7 +20,9 @@ def test_transient_errors_are_retried_with_backoff() -> None:
             raise TransientError("503")
         return "ok"
 
-    assert retry_call(flaky, policy=POLICY, what="x", sleep=sleeps.append, jitter=lambda: 1.0) == "ok"
+    assert (
+        retry_call(flaky, policy=POLICY, what="x", sleep=sleeps.append, jitter=lambda: 1.0) == "ok"
+    )
     assert sleeps == [1.0, 2.0, 3.0]
 
 

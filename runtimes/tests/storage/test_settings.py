@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from kserve_stack_runtimes.storage.settings import RetryPolicy, StorageSettings
 
 
@@ -14,20 +13,42 @@ from kserve_stack_runtimes.storage.settings import RetryPolicy, StorageSettings
     ("env", "expected"),
     [
         pytest.param({}, {"endpoint_url": None, "verify": True, "anonymous": False}, id="defaults"),
-        pytest.param({"S3_ENDPOINT": "minio:9000", "S3_USE_HTTPS": "0"},
-                     {"endpoint_url": "http://minio:9000"}, id="s3-endpoint-http"),
-        pytest.param({"S3_ENDPOINT": "minio:9000"}, {"endpoint_url": "https://minio:9000"},
-                     id="s3-endpoint-https-default"),
-        pytest.param({"AWS_ENDPOINT_URL": "http://a:1", "S3_ENDPOINT": "b:2"},
-                     {"endpoint_url": "http://a:1"}, id="aws-endpoint-url-wins"),
-        pytest.param({"S3_VERIFY_SSL": "0", "AWS_CA_BUNDLE": "/ca.pem"}, {"verify": False}, id="no-verify"),
+        pytest.param(
+            {"S3_ENDPOINT": "minio:9000", "S3_USE_HTTPS": "0"},
+            {"endpoint_url": "http://minio:9000"},
+            id="s3-endpoint-http",
+        ),
+        pytest.param(
+            {"S3_ENDPOINT": "minio:9000"},
+            {"endpoint_url": "https://minio:9000"},
+            id="s3-endpoint-https-default",
+        ),
+        pytest.param(
+            {"AWS_ENDPOINT_URL": "http://a:1", "S3_ENDPOINT": "b:2"},
+            {"endpoint_url": "http://a:1"},
+            id="aws-endpoint-url-wins",
+        ),
+        pytest.param(
+            {"S3_VERIFY_SSL": "0", "AWS_CA_BUNDLE": "/ca.pem"}, {"verify": False}, id="no-verify"
+        ),
         pytest.param({"AWS_CA_BUNDLE": "/ca.pem"}, {"verify": "/ca.pem"}, id="ca-bundle"),
-        pytest.param({"AWS_DEFAULT_REGION": "eu-west-1"}, {"region": "eu-west-1"}, id="default-region"),
-        pytest.param({"AWS_REGION": "us-east-2", "AWS_DEFAULT_REGION": "x"}, {"region": "us-east-2"}, id="region"),
+        pytest.param(
+            {"AWS_DEFAULT_REGION": "eu-west-1"}, {"region": "eu-west-1"}, id="default-region"
+        ),
+        pytest.param(
+            {"AWS_REGION": "us-east-2", "AWS_DEFAULT_REGION": "x"},
+            {"region": "us-east-2"},
+            id="region",
+        ),
         pytest.param({"awsAnonymousCredential": "true"}, {"anonymous": True}, id="anonymous"),
-        pytest.param({"S3_USER_VIRTUAL_BUCKET": "true"}, {"virtual_addressing": True}, id="virtual"),
-        pytest.param({"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"},
-                     {"access_key_id": "k", "secret_access_key": "s"}, id="keys"),
+        pytest.param(
+            {"S3_USER_VIRTUAL_BUCKET": "true"}, {"virtual_addressing": True}, id="virtual"
+        ),
+        pytest.param(
+            {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"},
+            {"access_key_id": "k", "secret_access_key": "s"},
+            id="keys",
+        ),
     ],
 )
 def test_s3_from_env(env: dict[str, str], expected: dict[str, Any]) -> None:

@@ -149,7 +149,7 @@ def test_announced_checksums_are_verified(
         pytest.param(429, TransientError, 3, id="429-retried"),
     ],
 )
-def test_error_statuses(
+def test_error_statuses(  # noqa: PLR0917
     http_files: Any,
     http_settings: StorageSettings,
     tmp_path: Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -156,8 +157,6 @@ def test_missing_bucket_is_not_found(moto_s3: Any, tmp_path: Path) -> None:
 def test_unreachable_endpoint_is_retried_then_fails(
     moto_s3: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -219,7 +218,14 @@ class _CorruptingProxy:
                 self.end_headers()
                 self.wfile.write(content)
 
-            do_GET = do_PUT = do_HEAD = do_POST = _forward
+            def do_GET(self) -> None:
+                self._forward()
+
+            def do_PUT(self) -> None:
+                self._forward()
+
+            def do_HEAD(self) -> None:
+                self._forward()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

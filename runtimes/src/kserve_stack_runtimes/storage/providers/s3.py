@@ -14,13 +14,13 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    FlexibleChecksumError,
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
-    FlexibleChecksumError,
 )
 
 from ..checksum import VerifyingWriter, md5_from_etag
