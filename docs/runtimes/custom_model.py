@@ -3,9 +3,10 @@
 Serve the model:
     kserve-stack-runtime custom --model_name scaler \
         --model_class docs/runtimes/custom_model.py:Scaler
-Put the transformer in front of any V1 predictor serving a model named "iris":
+Put the transformer in front of a V1 predictor that serves a model named "iris" on port 8080:
     kserve-stack-runtime custom --model_name iris \
-        --model_class docs/runtimes/custom_model.py:CentimetresToMillimetres --predictor_host 127.0.0.1:8080 --predictor_protocol v1 --http_port 9080
+        --model_class docs/runtimes/custom_model.py:CentimetresToMillimetres \
+        --predictor_host 127.0.0.1:8080 --predictor_protocol v1 --http_port 9080
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from kserve_stack_runtimes.model import Headers, Model
 from kserve_stack_runtimes.predictors import input_array
+from kserve_stack_runtimes.protocol.v2 import InferResponse
 from kserve_stack_runtimes.transformer import Transformer
 
 
@@ -46,4 +48,9 @@ class CentimetresToMillimetres(Transformer):
         return {"instances": (input_array(payload) / 10.0).tolist()}
 
     def postprocess(self, result: Any, headers: Headers) -> dict[str, Any]:
-        return {"predictions": [self.CLASSES[int(c)] for c in result["predictions"]]}
+        # A V1 predictor answers a dict, a V2 (REST or gRPC) one an InferResponse.
+        if isinstance(result, InferResponse):
+            labels = result.outputs[0].data
+        else:
+            labels = result["predictions"]
+        return {"predictions": [self.CLASSES[int(c)] for c in np.ravel(labels)]}

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-
 from runtimes_support import SAMPLE, SAMPLE_CLASSES, ServerProcess
 
 pytestmark = pytest.mark.data_plane
@@ -40,7 +39,8 @@ async def main(http, grpc_target):
     client = InferenceRESTClient(RESTConfig(protocol="v2"))
     inp = InferInput(name="input-0", shape=list(x.shape), datatype="FP32")
     inp.set_data_from_numpy(x, binary_data=False)
-    res = await client.infer(http, InferRequest(model_name="iris", infer_inputs=[inp]), model_name="iris")
+    req = InferRequest(model_name="iris", infer_inputs=[inp])
+    res = await client.infer(http, req, model_name="iris")
     print("rest-v2", res.outputs[0].as_numpy().tolist())
     v1 = InferenceRESTClient(RESTConfig(protocol="v1"))
     res = await v1.infer(http, {"instances": x.tolist()}, model_name="iris")
@@ -73,4 +73,3 @@ def test_kserve_python_client(sklearn_server: ServerProcess) -> None:
     lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
     expected = str(SAMPLE_CLASSES)
     assert lines == {"rest-v2": expected, "rest-v1": expected, "grpc-v2": expected}, run.stdout
-

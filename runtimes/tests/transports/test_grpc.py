@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tritonclient.utils import InferenceServerException
-
 from runtimes_support import SAMPLE, SAMPLE_CLASSES, ServerProcess
+from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.data_plane
 

@@ -29,7 +29,8 @@ class XGBoostModel(Model):
         path = find_model_file(self.model_dir, EXTENSIONS)
         booster = xgb.Booster(params={"nthread": self.nthread})
         try:
-            booster.load_model(str(path))
+            # From memory, xgboost tells JSON from UBJSON by content: ".bst" needs no guess.
+            booster.load_model(bytearray(path.read_bytes()))
         except xgb.core.XGBoostError as exc:
             raise ValueError(f"{path} is not an XGBoost model: {exc}") from None
         self._booster = booster
@@ -38,6 +39,11 @@ class XGBoostModel(Model):
 
     def predict(self, payload: Any, headers: Headers) -> Any:
         x = input_array(payload)
+        expected = self._booster.num_features()
+        if x.ndim != 2 or x.shape[1] != expected:
+            raise InvalidInputError(
+                f"The model expects a batch of shape [N, {expected}], got {list(x.shape)}."
+            )
         try:
             return self._booster.predict(xgb.DMatrix(x, nthread=self.nthread))
         except (xgb.core.XGBoostError, ValueError, TypeError) as exc:

@@ -1,0 +1,125 @@
+"""Process-level behaviour: graceful SIGTERM, several workers, the command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from kserve_stack_runtimes.cli import build_parser
+from runtimes_support import SAMPLE, ServerProcess
+
+pytestmark = pytest.mark.data_plane
+
+SLOW = """
+import asyncio
+from kserve_stack_runtimes.model import Model
+
+class Slow(Model):
+    async def predict(self, payload, headers):
+        await asyncio.sleep(float(payload["instances"][0]))
+        return [1]
+"""
+
+
+def test_sigterm_turns_readiness_off_drains_then_exits(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    (tmp_path / "slow.py").write_text(SLOW)
+    server = start_server(["custom", "--model_name=slow", f"--model_class={tmp_path}/slow.py:Slow"])
+    result: dict[str, httpx.Response] = {}
+
+    def slow_request() -> None:
+        result["r"] = httpx.post(
+            f"{server.url}/v1/models/slow:predict", json={"instances": [2.0]}, timeout=30
+        )
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    time.sleep(0.5)  # the request is in flight
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert httpx.get(f"{server.url}/v2/health/ready").status_code == 503
+    assert httpx.get(f"{server.url}/v2/health/live").status_code == 200
+    assert server.proc.poll() is None  # still draining
+    thread.join(30)
+    assert result["r"].status_code == 200 and result["r"].json() == {"predictions": [1]}
+    assert server.proc.wait(20) == 0
+    logs = server.logs()
+    assert "readiness off, draining 1 in-flight" in logs and "drained" in logs
+
+
+def test_two_workers_share_the_port_and_sum_metrics(
+    sklearn_dir: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    server = start_server(
+        ["sklearn", "--model_name=iris", f"--model_dir={sklearn_dir}", "--workers=2"]
+    )
+    for _ in range(20):
+        r = httpx.post(
+            f"{server.url}/v1/models/iris:predict",
+            json={"instances": SAMPLE},
+            headers={"connection": "close"},
+        )
+        assert r.status_code == 200
+    text = httpx.get(f"{server.url}/metrics").text
+    line = next(
+        ln
+        for ln in text.splitlines()
+        if ln.startswith("kserve_stack_requests_total{") and 'protocol="v1"' in ln
+    )
+    assert float(line.rsplit(" ", 1)[1]) == 20.0
+    assert server.stop() == 0
+
+
+SERVER_FLAGS = [
+    "--model_name", "--model_dir", "--http_port", "--grpc_port", "--workers", "--max_threads",
+    "--enable_grpc", "--predictor_host", "--predictor_protocol", "--max_asyncio_workers",
+    "--enable_docs_url", "--log_config_file", "--configure_logging", "--access_log_format",
+    "--enable_latency_logging",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("runtime", "extra"),
+    [
+        ("sklearn", ["--predict_proba"]),
+        ("xgboost", ["--nthread"]),
+        ("lightgbm", ["--nthread"]),
+        ("custom", ["--model_class"]),
+    ],
+)
+def test_help_explains_every_flag(runtime: str, extra: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", f"kserve_stack_runtimes.{runtime}", "--help"],
+        capture_output=True, text=True, check=True, env={"COLUMNS": "200", "PATH": ""},
+    ).stdout  # fmt: skip
+    for flag in [*SERVER_FLAGS, *extra]:
+        assert flag in out, flag
+    # every option line carries a help text
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for action in sub.choices[runtime]._actions:
+        assert action.help, action.option_strings
+
+
+def test_bad_flag_values_are_refused() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "kserve_stack_runtimes.cli", "sklearn", "--workers=0"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2 and "at least 1" in run.stderr
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "kserve_stack_runtimes.cli", "sklearn",
+            "--model_dir=/nonexistent", "--http_port=0", "--enable_grpc=false",
+        ],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode != 0 and "does not exist" in run.stderr
