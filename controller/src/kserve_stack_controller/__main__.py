@@ -1,0 +1,317 @@
+"""``kserve-stack-controller``: the operator (kopf), its admission webhooks and health port.
+
+One settings object is built from the command line and flows into the operator, the
+handlers and the servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from kserve_stack_controller.config import CONFIGMAP_NAME
+from kserve_stack_controller.constants import FIELD_MANAGER
+from kserve_stack_controller.handlers import configmap, inferenceservice, servingruntime
+from kserve_stack_controller.kube import Kube
+from kserve_stack_controller.server import health_app, start_site, tls_context, webhook_app
+from kserve_stack_controller.state import Operator, Settings
+
+log = logging.getLogger("kserve_stack_controller")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kserve-stack-controller",
+        description="Reconcile KServe InferenceServices (Standard/RawDeployment mode) into "
+        "Deployments, Services, autoscalers and routes; serve the admission webhooks.",
+    )
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="Watch InferenceServices in this namespace only; repeat for several "
+        "(default: every namespace; env WATCH_NAMESPACES, comma-separated).",
+    )
+    parser.add_argument(
+        "--config-namespace",
+        default=os.environ.get("POD_NAMESPACE", "kserve"),
+        help=f"Namespace of the ConfigMap {CONFIGMAP_NAME} (default: $POD_NAMESPACE or "
+        "kserve). Absent: built-in defaults; changes apply without restart.",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="Kubeconfig to use outside a cluster (default: $KUBECONFIG, "
+        "then in-cluster credentials, then ~/.kube/config).",
+    )
+    hooks = parser.add_argument_group("admission webhooks")
+    hooks.add_argument(
+        "--webhook-cert-dir",
+        default=None,
+        help="Directory with tls.crt and tls.key; serves /mutate and /validate "
+        "over HTTPS. Unset: no webhook server.",
+    )
+    hooks.add_argument(
+        "--webhook-host",
+        default="0.0.0.0",
+        help="Address the webhook server binds (default: %(default)s).",
+    )
+    hooks.add_argument(
+        "--webhook-port",
+        type=int,
+        default=9443,
+        help="Port of the webhook server (default: %(default)s).",
+    )
+    hooks.add_argument(
+        "--webhook-url",
+        default=None,
+        help="Register the webhooks by URL at start: the base URL the API "
+        "server calls (e.g. https://127.0.0.1:9443), its CA taken from ca.crt "
+        "in --webhook-cert-dir (else tls.crt). Unset: register them yourself "
+        "(kustomize/controller does it by Service).",
+    )
+    hooks.add_argument(
+        "--webhook-config-name",
+        default="kserve-stack-webhook",
+        help="Name of the (Mutating|Validating)WebhookConfiguration that "
+        "--webhook-url writes (default: %(default)s).",
+    )
+    ops = parser.add_argument_group("operations")
+    ops.add_argument(
+        "--health-host",
+        default="0.0.0.0",
+        help="Address of /healthz, /readyz and /metrics (default: %(default)s).",
+    )
+    ops.add_argument(
+        "--health-port",
+        type=int,
+        default=8081,
+        help="Port of /healthz, /readyz and /metrics; 0 disables (default: %(default)s).",
+    )
+    ops.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Verbosity of the logs (default: $LOG_LEVEL or INFO).",
+    )
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    namespaces = list(args.namespace)
+    if not namespaces and os.environ.get("WATCH_NAMESPACES"):
+        namespaces = [n for n in os.environ["WATCH_NAMESPACES"].split(",") if n]
+    return Settings(
+        namespaces=namespaces,
+        config_namespace=args.config_namespace,
+        webhook_host=args.webhook_host,
+        webhook_port=args.webhook_port,
+        webhook_cert_dir=args.webhook_cert_dir,
+        webhook_url=args.webhook_url,
+        webhook_config_name=args.webhook_config_name,
+        health_host=args.health_host,
+        health_port=args.health_port,
+        log_level=args.log_level,
+        kubeconfig=args.kubeconfig,
+    )
+
+
+def webhook_configurations(settings: Settings, ca_bundle: bytes) -> list[dict[str, Any]]:
+    """URL-registered webhook configurations for the serving.kserve.io kinds."""
+    assert settings.webhook_url
+    base = settings.webhook_url.rstrip("/")
+    scope: dict[str, Any] = {}
+    if settings.namespaces:
+        scope["namespaceSelector"] = {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": sorted(settings.namespaces),
+                }
+            ]
+        }
+
+    def hook(path: str, name: str, resources: list[str], versions: list[str]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "clientConfig": {
+                "url": f"{base}/{path}",
+                "caBundle": base64.b64encode(ca_bundle).decode(),
+            },
+            "rules": [
+                {
+                    "apiGroups": ["serving.kserve.io"],
+                    "apiVersions": versions,
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": resources,
+                }
+            ],
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10,
+            **scope,
+        }
+
+    kinds = [
+        "inferenceservices",
+        "servingruntimes",
+        "clusterservingruntimes",
+        "inferencegraphs",
+        "llminferenceservices",
+        "llminferenceserviceconfigs",
+    ]
+    name = settings.webhook_config_name
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [
+                hook(
+                    "mutate",
+                    "inferenceservice.defaulter.serving.kserve.io",
+                    ["inferenceservices"],
+                    ["v1beta1"],
+                )
+            ],
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [hook("validate", "validator.serving.kserve.io", kinds, ["*"])],
+        },
+    ]
+
+
+async def run(settings: Settings) -> None:
+    kube = Kube.from_environment(settings.kubeconfig)
+    operator = Operator(kube, settings)
+    found = await asyncio.to_thread(
+        kube.get, "ConfigMap", CONFIGMAP_NAME, settings.config_namespace
+    )
+    operator.load_config((found or {}).get("data"))
+    if found is None:
+        log.info(
+            "no ConfigMap %s/%s: using the built-in defaults",
+            settings.config_namespace,
+            CONFIGMAP_NAME,
+        )
+
+    registry = kopf.OperatorRegistry()
+    inferenceservice.register(registry, operator)
+    servingruntime.register(registry, operator)
+    configmap.register(registry, operator)
+
+    runners = []
+    if settings.health_port:
+        runners.append(
+            await start_site(
+                health_app(lambda: operator.started, operator.metrics),
+                settings.health_host,
+                settings.health_port,
+            )
+        )
+        log.info("health and metrics on http://%s:%d", settings.health_host, settings.health_port)
+    if settings.webhook_cert_dir:
+        cert_dir = Path(settings.webhook_cert_dir)
+        runners.append(
+            await start_site(
+                webhook_app(operator.config, operator.metrics),
+                settings.webhook_host,
+                settings.webhook_port,
+                tls_context(cert_dir),
+            )
+        )
+        log.info(
+            "admission webhooks on https://%s:%d (/mutate, /validate)",
+            settings.webhook_host,
+            settings.webhook_port,
+        )
+        if settings.webhook_url:
+            ca = cert_dir / "ca.crt" if (cert_dir / "ca.crt").is_file() else cert_dir / "tls.crt"
+            for obj in webhook_configurations(settings, ca.read_bytes()):
+                await asyncio.to_thread(kube.apply, obj, FIELD_MANAGER)
+            log.info(
+                "registered webhooks %s at %s", settings.webhook_config_name, settings.webhook_url
+            )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    watched = (
+        sorted({*settings.namespaces, settings.config_namespace}) if settings.namespaces else []
+    )
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # events are posted by the reconciler, once each
+        settings.persistence.finalizer = "serving.kserve.io/kserve-stack-controller"
+        settings.execution.max_workers = 8
+        settings.watching.server_timeout = 300
+
+    ready_flag = asyncio.Event()
+
+    async def mark_started() -> None:
+        await ready_flag.wait()
+        operator.started = True
+        log.info("watching %s", ", ".join(settings.namespaces) or "every namespace")
+
+    starter = asyncio.create_task(mark_started())
+    try:
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not watched,
+            namespaces=watched,
+            ready_flag=ready_flag,
+            stop_flag=stop,
+        )
+    finally:
+        starter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starter
+        for runner in runners:
+            await runner.cleanup()
+        log.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from(args)
+    if settings.kubeconfig:
+        os.environ["KUBECONFIG"] = settings.kubeconfig  # kopf logs in through $KUBECONFIG
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run(settings))
+    except FileNotFoundError as err:
+        log.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The one write path to the API server: server-side apply with one field manager and an
+owner reference to the InferenceService, and pruning (by label) of the children that are
+no longer desired. The stable revision kept during a canary is neither applied nor pruned."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from kserve_stack_controller.constants import (
+    FIELD_MANAGER,
+    LABEL_ISVC,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+)
+from kserve_stack_controller.errors import ReconcileError
+from kserve_stack_controller.kube import Kube
+
+log = logging.getLogger(__name__)
+JsonDict = dict[str, Any]
+
+#: Every kind an InferenceService may own, in the order they are pruned.
+CHILD_KINDS = (
+    "HTTPRoute",
+    "Ingress",
+    "ScaledObject",
+    "HorizontalPodAutoscaler",
+    "Service",
+    "Deployment",
+)
+
+_CRD_HINT = {
+    "ScaledObject": "install KEDA (keda.sh/v1alpha1) or use autoscalerClass hpa",
+    "HTTPRoute": "install the Gateway API CRDs or set ingress.enableGatewayApi false in "
+    "inferenceservice-config",
+}
+
+
+class MissingKindError(ReconcileError):
+    reason = "MissingCustomResourceDefinition"
+
+
+def owner_reference(owner: Mapping[str, Any]) -> JsonDict:
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def with_owner(obj: JsonDict, owner: Mapping[str, Any]) -> JsonDict:
+    result = copy.deepcopy(obj)
+    result["metadata"]["ownerReferences"] = [owner_reference(owner)]
+    return result
+
+
+@dataclass
+class ApplyResult:
+    applied: list[JsonDict] = field(default_factory=list)
+    pruned: list[tuple[str, str]] = field(default_factory=list)
+
+    def live(self, kind: str) -> dict[str, JsonDict]:
+        return {o["metadata"]["name"]: o for o in self.applied if o.get("kind") == kind}
+
+
+class Applier:
+    def __init__(self, kube: Kube, field_manager: str = FIELD_MANAGER) -> None:
+        self.kube = kube
+        self.field_manager = field_manager
+
+    def apply_children(
+        self,
+        owner: Mapping[str, Any],
+        desired: Iterable[JsonDict],
+        keep: set[tuple[str, str]],
+    ) -> ApplyResult:
+        result = ApplyResult()
+        wanted: set[tuple[str, str]] = set(keep)
+        for obj in desired:
+            wanted.add((obj["kind"], obj["metadata"]["name"]))
+            try:
+                live = self.kube.apply(with_owner(obj, owner), self.field_manager)
+            except ApiException as err:
+                if err.status == 404 and obj["kind"] in _CRD_HINT:
+                    raise MissingKindError(
+                        f"the cluster does not serve {obj['apiVersion']} {obj['kind']}: "
+                        f"{_CRD_HINT[obj['kind']]}"
+                    ) from None
+                if err.status in (400, 422):
+                    raise ReconcileError(
+                        f"the API server refused {obj['kind']} {obj['metadata']['name']}: "
+                        f"{_message(err)}"
+                    ) from None
+                raise
+            live.setdefault("kind", obj["kind"])
+            result.applied.append(live)
+        result.pruned = self.prune(owner, wanted)
+        return result
+
+    def prune(
+        self, owner: Mapping[str, Any], wanted: set[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        meta = owner["metadata"]
+        selector = f"{LABEL_ISVC}={meta['name']},{LABEL_MANAGED_BY}={MANAGED_BY}"
+        pruned = []
+        for kind in CHILD_KINDS:
+            for child in self.kube.list(kind, meta.get("namespace"), selector):
+                name = child["metadata"]["name"]
+                owners = child["metadata"].get("ownerReferences") or []
+                if (kind, name) in wanted or not any(o.get("uid") == meta["uid"] for o in owners):
+                    continue
+                if self.kube.delete(kind, name, meta.get("namespace")):
+                    log.info(
+                        "pruned %s %s/%s: no longer desired", kind, meta.get("namespace"), name
+                    )
+                    pruned.append((kind, name))
+        return pruned
+
+
+def _message(err: ApiException) -> str:
+    try:
+        return str(json.loads(err.body or "{}").get("message", err.reason))
+    except (TypeError, ValueError):
+        return str(err.reason)

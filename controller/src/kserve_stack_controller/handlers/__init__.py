@@ -1,0 +1,1 @@
+"""kopf handlers, thin: each gathers its inputs and calls the Reconciler."""

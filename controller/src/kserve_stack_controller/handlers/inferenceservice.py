@@ -1,0 +1,74 @@
+"""InferenceService handlers: create / update / resume reconcile; Deployment events of the
+children refresh status and put hand-edited or deleted children back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from kserve_stack_controller.constants import LABEL_ISVC, LABEL_MANAGED_BY, MANAGED_BY
+from kserve_stack_controller.state import Operator
+
+log = logging.getLogger(__name__)
+
+
+def _reconcile(operator: Operator, body: Any) -> dict[str, Any]:
+    try:
+        outcome = operator.reconcile(dict(body))
+    except ApiException as err:
+        if err.status in (409, 429) or err.status >= 500:
+            raise kopf.TemporaryError(
+                f"API server answered {err.status}: {err.reason}", delay=2
+            ) from None
+        raise kopf.TemporaryError(
+            f"API server answered {err.status}: {err.reason}", delay=10
+        ) from None
+    ready: dict[str, Any] = next(
+        (c for c in outcome.status.get("conditions") or [] if c["type"] == "Ready"), {}
+    )
+    return {"ready": ready.get("status"), "reason": ready.get("reason")}
+
+
+def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
+    group, version, plural = "serving.kserve.io", "v1beta1", "inferenceservices"
+
+    def in_scope(namespace: str | None, **_: Any) -> bool:
+        return operator.in_scope(namespace)
+
+    @kopf.on.resume(group, version, plural, registry=registry, when=in_scope)
+    @kopf.on.create(group, version, plural, registry=registry, when=in_scope)
+    @kopf.on.update(group, version, plural, registry=registry, when=in_scope)
+    def reconcile_isvc(body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return _reconcile(operator, body)
+
+    @kopf.on.delete(group, version, plural, registry=registry, optional=True, when=in_scope)
+    def deleted(name: str, namespace: str | None, **_: Any) -> None:
+        # Children carry owner references: the garbage collector deletes them.
+        log.info(
+            "InferenceService %s/%s deleted; its children are garbage-collected", namespace, name
+        )
+
+    @kopf.on.event(
+        "apps",
+        "v1",
+        "deployments",
+        registry=registry,
+        labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ISVC: kopf.PRESENT},
+    )
+    def child_changed(event: kopf.RawEvent, **_: Any) -> None:
+        obj: dict[str, Any] = dict(event.get("object") or {})
+        meta: dict[str, Any] = obj.get("metadata") or {}
+        namespace = meta.get("namespace")
+        if not operator.in_scope(namespace):
+            return
+        owner = (meta.get("labels") or {}).get(LABEL_ISVC)
+        isvc = operator.kube.get("InferenceService", owner, namespace) if owner else None
+        if isvc is None or isvc["metadata"].get("deletionTimestamp"):
+            return
+        owners: list[dict[str, Any]] = meta.get("ownerReferences") or []
+        if not any(o.get("uid") == isvc["metadata"]["uid"] for o in owners):
+            return
+        operator.reconcile(isvc)

@@ -1,0 +1,208 @@
+"""One reconcile of an InferenceService: read its inputs, build, apply, compute status.
+
+The kopf handlers, the ConfigMap watcher and the ServingRuntime watchers all call
+``Reconciler.reconcile``; it is idempotent and safe to call at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kserve_stack_api.inferenceservice import InferenceService
+from kserve_stack_api.servingruntime import ClusterServingRuntime, ServingRuntime
+from kserve_stack_api.validation import InvalidManifestError, parse
+from kubernetes.client.exceptions import ApiException
+
+from kserve_stack_controller.apply import Applier
+from kserve_stack_controller.builders.inferenceservice import Inputs, LiveWorkload, build
+from kserve_stack_controller.builders.workload import component_name
+from kserve_stack_controller.config import ControllerConfig
+from kserve_stack_controller.constants import ANN_REVISION, COMPONENTS, MANAGED_BY
+from kserve_stack_controller.errors import InvalidSpecError, ReconcileError
+from kserve_stack_controller.kube import Kube
+from kserve_stack_controller.status import computed_status, deployment_state, failed_status
+
+log = logging.getLogger(__name__)
+JsonDict = dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    status: JsonDict
+    decisions: list[str] = field(default_factory=list)
+    error: ReconcileError | None = None
+    pruned: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _strip(body: Mapping[str, Any]) -> JsonDict:
+    return {k: v for k, v in body.items() if k != "status"}
+
+
+def parse_runtimes(items: list[JsonDict], kind: type[Any]) -> list[Any]:
+    parsed = []
+    for item in sorted(items, key=lambda i: i["metadata"]["name"]):
+        try:
+            parsed.append(kind.model_validate(_strip(item)))
+        except ValueError as err:
+            log.warning("ignoring %s %s: %s", item.get("kind"), item["metadata"]["name"], err)
+    return parsed
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, config: Callable[[], ControllerConfig]) -> None:
+        self.kube = kube
+        self.applier = Applier(kube)
+        self.config = config
+        self._events_seen: dict[str, tuple[int | None, tuple[str, ...]]] = {}
+        self._lock = threading.Lock()
+        # One reconcile per object at a time (kopf handlers and watchers may overlap).
+        self._object_locks: dict[str, threading.Lock] = {}
+
+    def _object_lock(self, uid: str) -> threading.Lock:
+        with self._lock:
+            return self._object_locks.setdefault(uid, threading.Lock())
+
+    def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+        meta = body["metadata"]
+        with self._object_lock(meta["uid"]):
+            outcome = self._reconcile(body)
+            previous = body.get("status") or {}
+            if _status_changed(previous, outcome.status):
+                self.kube.patch_status(
+                    "InferenceService",
+                    meta["name"],
+                    meta.get("namespace"),
+                    replacing(previous, outcome.status),
+                )
+            self._post_events(body, outcome)
+            return outcome
+
+    def _reconcile(self, body: Mapping[str, Any]) -> Outcome:
+        meta = body["metadata"]
+        namespace = meta.get("namespace")
+        previous = (body.get("status") or {}).get("conditions") or []
+        try:
+            try:
+                isvc = parse(_strip(body))
+            except InvalidManifestError as err:
+                raise InvalidSpecError("; ".join(err.problems)) from None
+            assert isinstance(isvc, InferenceService)
+            live: dict[str, LiveWorkload] = {}
+            for component in COMPONENTS:
+                found = self.kube.get(
+                    "Deployment", component_name(meta["name"], component), namespace
+                )
+                if found is not None and _owned_by(found, meta["uid"]):
+                    live[component] = LiveWorkload(
+                        revision=(found["metadata"].get("annotations") or {}).get(ANN_REVISION),
+                        replicas=(found.get("spec") or {}).get("replicas"),
+                        ready=deployment_state(found).ready,
+                    )
+            inputs = Inputs(
+                isvc=isvc,
+                config=self.config(),
+                namespace_runtimes=parse_runtimes(
+                    self.kube.list("ServingRuntime", namespace), ServingRuntime
+                ),
+                cluster_runtimes=parse_runtimes(
+                    self.kube.list("ClusterServingRuntime"), ClusterServingRuntime
+                ),
+                live=live,
+            )
+            plan = build(inputs)
+            result = self.applier.apply_children(body, plan.objects, plan.keep)
+            deployments = result.live("Deployment")
+            for kind, name in plan.keep:
+                if kind == "Deployment" and name not in deployments:
+                    kept = self.kube.get("Deployment", name, namespace)
+                    if kept is not None:
+                        deployments[name] = kept
+            routed = bool(result.live("HTTPRoute") or result.live("Ingress")) or (plan.url is None)
+            status = computed_status(plan, deployments, routed, meta.get("generation"), previous)
+            return Outcome(status, plan.decisions, None, result.pruned)
+        except ReconcileError as err:
+            log.warning(
+                "InferenceService %s/%s: %s: %s", namespace, meta["name"], err.reason, err.message
+            )
+            return Outcome(failed_status(err, meta.get("generation"), previous), [], err)
+
+    # ------------------------------------------------------------------ events
+
+    def _post_events(self, body: Mapping[str, Any], outcome: Outcome) -> None:
+        meta = body["metadata"]
+        lines: list[tuple[str, str, str]] = []
+        if outcome.error is not None:
+            lines.append(("Warning", outcome.error.reason, outcome.error.message))
+        lines += [("Normal", "Reconciled", d) for d in outcome.decisions]
+        lines += [
+            ("Normal", "Pruned", f"deleted {k} {n}: no longer desired") for k, n in outcome.pruned
+        ]
+        key = (meta.get("generation"), tuple(f"{t}/{r}/{m}" for t, r, m in lines))
+        with self._lock:
+            if self._events_seen.get(meta["uid"]) == key:
+                return
+            self._events_seen[meta["uid"]] = key
+        for event_type, reason, message in lines:
+            post_event(self.kube, body, event_type, reason, message)
+
+
+def post_event(
+    kube: Kube, body: Mapping[str, Any], event_type: str, reason: str, message: str
+) -> None:
+    meta = body["metadata"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta.get("namespace")},
+        "involvedObject": {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind"),
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "uid": meta["uid"],
+        },
+        "type": event_type,
+        "reason": reason,
+        "message": message[:1000],
+        "source": {"component": MANAGED_BY},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    try:
+        kube.request("post", f"/api/v1/namespaces/{meta.get('namespace')}/events", body=event)
+    except ApiException as err:  # events are best effort: never fail a reconcile for one
+        log.debug("could not post event %s: %s", reason, err.reason)
+
+
+def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    return any(o.get("uid") == uid for o in obj["metadata"].get("ownerReferences") or [])
+
+
+def _status_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    def norm(status: Mapping[str, Any]) -> Any:
+        conditions = [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in status.get("conditions") or []
+        ]
+        return {**status, "conditions": conditions}
+
+    return bool(norm(before) != norm(after))
+
+
+def replacing(before: Mapping[str, Any], after: Mapping[str, Any]) -> JsonDict:
+    """A merge patch that turns ``before`` into ``after`` (keys gone are set to null)."""
+    patch: JsonDict = {key: None for key in before if key not in after}
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            patch[key] = replacing(old, value)
+        else:
+            patch[key] = value
+    return patch
