@@ -260,6 +260,10 @@ async def run(settings: Settings) -> None:
         sorted({*settings.namespaces, settings.config_namespace}) if settings.namespaces else []
     )
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)  # the same kubeconfig / in-cluster account
+
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # events are posted by the reconciler, once each
@@ -305,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if settings.log_level != "DEBUG":  # one line per handler call is noise; ours say more
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         asyncio.run(run(settings))
     except FileNotFoundError as err:

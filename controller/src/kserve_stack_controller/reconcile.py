@@ -148,6 +148,14 @@ class Reconciler:
                 return
             self._events_seen[meta["uid"]] = key
         for event_type, reason, message in lines:
+            log.log(
+                logging.WARNING if event_type == "Warning" else logging.INFO,
+                "InferenceService %s/%s: %s: %s",
+                meta.get("namespace"),
+                meta["name"],
+                reason,
+                message,
+            )
             post_event(self.kube, body, event_type, reason, message)
 
 

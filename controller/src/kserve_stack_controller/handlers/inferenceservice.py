@@ -15,7 +15,7 @@ from kserve_stack_controller.state import Operator
 log = logging.getLogger(__name__)
 
 
-def _reconcile(operator: Operator, body: Any) -> dict[str, Any]:
+def _reconcile(operator: Operator, body: Any) -> None:
     try:
         outcome = operator.reconcile(dict(body))
     except ApiException as err:
@@ -29,7 +29,13 @@ def _reconcile(operator: Operator, body: Any) -> dict[str, Any]:
     ready: dict[str, Any] = next(
         (c for c in outcome.status.get("conditions") or [] if c["type"] == "Ready"), {}
     )
-    return {"ready": ready.get("status"), "reason": ready.get("reason")}
+    log.debug(
+        "InferenceService %s/%s: Ready=%s %s",
+        body["metadata"].get("namespace"),
+        body["metadata"]["name"],
+        ready.get("status"),
+        ready.get("reason") or "",
+    )
 
 
 def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
@@ -41,8 +47,8 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
     @kopf.on.resume(group, version, plural, registry=registry, when=in_scope)
     @kopf.on.create(group, version, plural, registry=registry, when=in_scope)
     @kopf.on.update(group, version, plural, registry=registry, when=in_scope)
-    def reconcile_isvc(body: kopf.Body, **_: Any) -> dict[str, Any]:
-        return _reconcile(operator, body)
+    def reconcile_isvc(body: kopf.Body, **_: Any) -> None:
+        _reconcile(operator, body)
 
     @kopf.on.delete(group, version, plural, registry=registry, optional=True, when=in_scope)
     def deleted(name: str, namespace: str | None, **_: Any) -> None:
