@@ -13,7 +13,7 @@ runtimes-proto: ## Regenerate the Open Inference Protocol gRPC modules (runtimes
 		$(RUNTIMES_GEN_DIR)/grpc_predict_v2_pb2_grpc.py
 
 .PHONY: runtimes-test
-runtimes-test: ## Run the runtimes tests (needs .bench/kserve-venv for the KServe client test: make bench-venvs)
+runtimes-test: kserve-venv ## Run the runtimes tests (creates .bench/kserve-venv for the KServe client test)
 	$(PY) pytest -n 2 runtimes/tests
 
 .PHONY: runtimes-lint
@@ -22,13 +22,21 @@ runtimes-lint: ## ruff + mypy --strict on runtimes/
 	$(PY) ruff format --check runtimes docs/runtimes
 	$(PY) mypy runtimes/src
 
-.PHONY: bench-venvs
-bench-venvs: ## Create the scratch venvs with KServe's server/client and MLServer (.bench/, gitignored)
+.PHONY: kserve-venv
+kserve-venv: ## Create .bench/kserve-venv with KServe's own server and client (kserve==0.21.0), used by tests and the benchmark
 	@test -x $(KSERVE_VENV)/bin/python || $(UV) venv --quiet --python 3.11 $(KSERVE_VENV)
 	$(UV) pip install --quiet --python $(KSERVE_VENV)/bin/python 'kserve==0.21.0' 'scikit-learn==1.9.1' 'joblib==1.6.0'
+
+.PHONY: bench-venvs
+bench-venvs: kserve-venv ## Create the scratch venvs with KServe's server/client and MLServer (.bench/, gitignored)
 	@test -x $(MLSERVER_VENV)/bin/python || $(UV) venv --quiet --python 3.11 $(MLSERVER_VENV)
 	$(UV) pip install --quiet --python $(MLSERVER_VENV)/bin/python 'mlserver==1.7.1' 'mlserver-sklearn==1.7.1' 'scikit-learn==1.9.1' 'joblib==1.6.0'
 
+.PHONY: bench-tools
+bench-tools: ## Install the load generators: Debian's wrk (REST) and ghz (gRPC, built with go install)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	@test -x "$$(go env GOPATH)/bin/ghz" || go install github.com/bojand/ghz/cmd/ghz@v0.93.0
+
 .PHONY: bench-runtimes
-bench-runtimes: bench-venvs ## Benchmark our server vs KServe's vs MLServer (wrk for REST, ghz for gRPC) and print a table
-	$(PY) python runtimes/bench/bench.py
+bench-runtimes: bench-venvs bench-tools ## Benchmark our server vs KServe's vs MLServer (wrk for REST, ghz for gRPC) and print a table
+	PATH="$$PATH:$$(go env GOPATH)/bin" $(PY) python runtimes/bench/bench.py

@@ -83,8 +83,9 @@ class Model:
     # -- called by the data plane -----------------------------------------------------------
     async def run_load(self) -> bool:
         """Call :meth:`load` (sync or async) and settle ``ready``."""
+        load: Any = self.load
         if self._is_async["load"]:
-            result: Any = await self.load()
+            result: Any = await load()
         else:
             # Loading is blocking I/O: keep the event loop (liveness, metrics) answering.
             result = await asyncio.to_thread(self.load)

@@ -60,8 +60,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 def test_kserve_python_client(sklearn_server: ServerProcess) -> None:
     if not KSERVE_PYTHON.exists():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{KSERVE_PYTHON} is missing: CI must run `make bench-venvs` first")
-        pytest.skip(f"{KSERVE_PYTHON} is missing: run `make bench-venvs`")
+            pytest.fail(f"{KSERVE_PYTHON} is missing: CI must run `make kserve-venv` first")
+        pytest.skip(f"{KSERVE_PYTHON} is missing: run `make kserve-venv`")
     run = subprocess.run(
         [str(KSERVE_PYTHON), "-c", KSERVE_SCRIPT, sklearn_server.url, sklearn_server.grpc_target],
         capture_output=True,
