@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from controller_factories import isvc
-
 from kserve_stack_controller.builders.defaulting import default_inference_service
 from kserve_stack_controller.config import ControllerConfig
 

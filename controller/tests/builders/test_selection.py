@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from controller_factories import cluster_runtime, serving_runtime
 from kserve_stack_api.inferenceservice import ModelFormat
-
 from kserve_stack_controller.builders.selection import select_runtime
 from kserve_stack_controller.errors import (
     NoSupportingRuntimeError,
@@ -60,7 +59,7 @@ CASES = [
     [c[1:] for c in CASES],
     ids=[c[0] for c in CASES],
 )
-def test_selects(fmt, protocol, ns, cl, requested, expected) -> None:  # type: ignore[no-untyped-def]
+def test_selects(fmt, protocol, ns, cl, requested, expected) -> None:  # type: ignore[no-untyped-def]  # noqa: PLR0917
     chosen = select_runtime(ModelFormat(name=fmt[0], version=fmt[1]), protocol, ns, cl, requested)
     assert chosen.name == expected
 
@@ -94,7 +93,7 @@ ERRORS = [
     [c[1:] for c in ERRORS],
     ids=[c[0] for c in ERRORS],
 )
-def test_refuses(fmt, protocol, ns, requested, error, text) -> None:  # type: ignore[no-untyped-def]
+def test_refuses(fmt, protocol, ns, requested, error, text) -> None:  # type: ignore[no-untyped-def]  # noqa: PLR0917
     with pytest.raises(error) as raised:
         select_runtime(ModelFormat(name=fmt[0], version=fmt[1]), protocol, ns, [], requested)
     if text == "NoSupporting":

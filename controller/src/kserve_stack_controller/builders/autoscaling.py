@@ -29,6 +29,10 @@ class Scaling:
     max_replicas: int
 
 
+def _metric(component: ComponentExtensionSpec) -> str:
+    return component.scale_metric or "cpu"
+
+
 def scaling_of(component: ComponentExtensionSpec, autoscaler: str) -> Scaling:
     if autoscaler not in CLASSES:
         raise InvalidSpecError(
@@ -40,12 +44,14 @@ def scaling_of(component: ComponentExtensionSpec, autoscaler: str) -> Scaling:
         raise InvalidSpecError(
             "spec.predictor.minReplicas: 0 needs autoscalerClass keda (an HPA cannot scale to zero)"
         )
+    metric = _metric(component)
+    if autoscaler == "hpa" and metric not in ("cpu", "memory"):
+        raise InvalidSpecError(
+            f"spec.predictor.scaleMetric: {metric} needs autoscalerClass keda; an HPA scales "
+            "on cpu or memory"
+        )
     high = component.max_replicas or max(low, 1)
     return Scaling(autoscaler, low, max(high, low))
-
-
-def _metric(component: ComponentExtensionSpec) -> str:
-    return component.scale_metric or "cpu"
 
 
 def hpa(

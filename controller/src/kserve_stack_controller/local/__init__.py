@@ -1,0 +1,1 @@
+"""The local mode: one InferenceService run on this machine, no cluster."""
