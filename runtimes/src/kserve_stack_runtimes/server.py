@@ -55,6 +55,12 @@ def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+async def _flush_logs_periodically(period: float = 0.1) -> None:
+    while True:
+        await asyncio.sleep(period)
+        logs.flush()
+
+
 class ModelServer:
     """Serves models over REST (V1, V2) and gRPC (Open Inference Protocol).
 
@@ -129,10 +135,13 @@ class ModelServer:
             sock.getsockname()[1],
             f", gRPC on {s.host}:{grpc_server.port}" if grpc_server else "",
         )
+        flusher = asyncio.create_task(_flush_logs_periodically())
         await self._load_all(repository)
         if grpc_server is not None:
             await grpc_server.set_serving(dataplane.ready())
         await serving
+        flusher.cancel()
+        logs.flush()
         if grpc_server is not None:
             await grpc_server.stop(grace=1.0)
         log.info("server stopped")
