@@ -1,8 +1,9 @@
 """Benchmark: our model server vs KServe's (PyPI kserve) vs MLServer on one scikit-learn model.
 
-Same model file, same machine, one process each (MLServer: parallel_workers=0), same load generators: wrk (Lua POST script) for
-REST, ghz for gRPC. Reports requests/s and p50/p99 latency at concurrency 1 and 32 for V1 REST,
-V2 REST and V2 gRPC, the server's RSS after the load, and cold start (process start to
+Same model file, same machine, one worker process each (MLServer: parallel_workers=0, since
+its worker pool crashes here), same load generators: wrk (Lua POST script) for REST, ghz for
+gRPC. Reports requests/s and p50/p99 latency at concurrency 1 and 32 for V1 REST, V2 REST and
+V2 gRPC, the server's RSS after the load, and cold start (process start to
 /v2/models/iris/ready answering 200). Run through `make bench-runtimes`.
 """
 
