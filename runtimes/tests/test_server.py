@@ -123,3 +123,52 @@ def test_bad_flag_values_are_refused() -> None:
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert run.returncode != 0 and "does not exist" in run.stderr
+
+
+def test_access_log_format_latency_logging_and_docs(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    (tmp_path / "slow.py").write_text(SLOW)
+    server = start_server(
+        [
+            "custom",
+            "--model_name=slow",
+            f"--model_class={tmp_path}/slow.py:Slow",
+            "--access_log_format=ACCESS %(method)s %(path)s %(status)s rid=%(request_id)s",
+            "--enable_latency_logging=true",
+            "--enable_docs_url=true",
+        ]
+    )
+    r = httpx.post(
+        f"{server.url}/v1/models/slow:predict",
+        json={"instances": [0]},
+        headers={"x-request-id": "log-1"},
+    )
+    assert r.status_code == 200
+    assert "openapi.json" in httpx.get(f"{server.url}/docs").text
+    time.sleep(0.3)  # log lines are flushed every 100 ms
+    logs = server.logs()
+    assert "ACCESS POST /v1/models/slow:predict 200 rid=log-1" in logs
+    latency = next(line for line in logs.splitlines() if "latency: preprocess" in line)
+    assert '"request_id":"log-1"' in latency
+
+
+def test_log_config_file_is_used(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    (tmp_path / "slow.py").write_text(SLOW)
+    (tmp_path / "logging.yaml").write_text(
+        "version: 1\n"
+        "formatters: {plain: {format: 'PLAIN %(name)s %(message)s'}}\n"
+        "handlers: {err: {class: logging.StreamHandler, formatter: plain, stream: ext://sys.stderr}}\n"
+        "root: {level: INFO, handlers: [err]}\n"
+    )
+    server = start_server(
+        [
+            "custom",
+            "--model_name=slow",
+            f"--model_class={tmp_path}/slow.py:Slow",
+            f"--log_config_file={tmp_path}/logging.yaml",
+        ]
+    )
+    assert "PLAIN kserve_stack_runtimes.server ready: serving models slow" in server.logs()

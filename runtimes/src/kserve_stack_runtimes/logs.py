@@ -62,6 +62,8 @@ def configure(level: str = "INFO", config_file: str | None = None) -> None:
             config = yaml.safe_load(text)
         else:
             config = json.loads(text)
+        # The server's loggers exist already (module level): keep them unless told otherwise.
+        config.setdefault("disable_existing_loggers", False)
         logging.config.dictConfig(config)
         return
     handler = logging.StreamHandler(_buffered_stderr())
