@@ -199,6 +199,28 @@ def webhook_configurations(settings: Settings, ca_bundle: bytes) -> list[dict[st
     ]
 
 
+def connection_info(kube: Kube) -> kopf.ConnectionInfo:
+    """kopf's credentials from the client the reconciler uses (one login for both)."""
+    config = kube.api_client.configuration
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = (header or "").partition(" ")
+    if header and not token:
+        scheme, token = "", header
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        username=config.username or None,
+        password=config.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+    )
+
+
 async def run(settings: Settings) -> None:
     kube = Kube.from_environment(settings.kubeconfig)
     operator = Operator(kube, settings)
@@ -261,8 +283,8 @@ async def run(settings: Settings) -> None:
     )
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)  # the same kubeconfig / in-cluster account
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(kube)  # the same kubeconfig / in-cluster account
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -300,8 +322,6 @@ async def run(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
-    if settings.kubeconfig:
-        os.environ["KUBECONFIG"] = settings.kubeconfig  # kopf logs in through $KUBECONFIG
     logging.basicConfig(
         level=settings.log_level,
         stream=sys.stderr,

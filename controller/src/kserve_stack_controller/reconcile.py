@@ -73,14 +73,25 @@ class Reconciler:
             outcome = self._reconcile(body)
             previous = body.get("status") or {}
             if _status_changed(previous, outcome.status):
-                self.kube.patch_status(
-                    "InferenceService",
-                    meta["name"],
-                    meta.get("namespace"),
-                    replacing(previous, outcome.status),
-                )
+                self._patch_status(meta, previous, outcome.status)
             self._post_events(body, outcome)
             return outcome
+
+    def _patch_status(
+        self, meta: Mapping[str, Any], previous: Mapping[str, Any], status: JsonDict
+    ) -> None:
+        try:
+            self.kube.patch_status(
+                "InferenceService", meta["name"], meta.get("namespace"), replacing(previous, status)
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            log.info(
+                "InferenceService %s/%s is gone; status not written",
+                meta.get("namespace"),
+                meta["name"],
+            )
 
     def _reconcile(self, body: Mapping[str, Any]) -> Outcome:
         meta = body["metadata"]

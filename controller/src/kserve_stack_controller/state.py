@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from kserve_stack_controller.config import ConfigError, ControllerConfig, from_configmap_data
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.metrics import Metrics
@@ -91,7 +93,18 @@ class Operator:
         for body in self.inference_services(namespace):
             if body["metadata"].get("deletionTimestamp"):
                 continue
-            self.reconcile(body)
+            try:
+                self.reconcile(body)
+            except ApiException as err:  # one object's trouble must not starve the others
+                meta = body["metadata"]
+                log.warning(
+                    "InferenceService %s/%s: reconcile failed: API server answered %s %s",
+                    meta.get("namespace"),
+                    meta["name"],
+                    err.status,
+                    err.reason,
+                )
+                continue
             count += 1
         if count:
             log.info("re-reconciled %d InferenceServices%s", count, f": {why}" if why else "")
