@@ -197,8 +197,10 @@ def _ec_key(pki: Path, name: str) -> None:
              "-out", name, cwd=pki)  # fmt: skip
 
 
-def _issue(pki: Path, name: str, subject: str, *, server_sans: str | None = None) -> None:
-    """Create <name>.key and a <name>.crt signed by the cluster CA."""
+def _issue(
+    pki: Path, name: str, subject: str, *, server_sans: str | None = None, ca: str = "ca"
+) -> None:
+    """Create <name>.key and a <name>.crt signed by the CA <ca>.crt."""
     ext = pki / f"{name}.ext"
     if server_sans:
         ext.write_text(
@@ -216,7 +218,7 @@ def _issue(pki: Path, name: str, subject: str, *, server_sans: str | None = None
     _ec_key(pki, f"{name}.key")
     _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=pki)
     _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
         "-CAcreateserial", "-days", "365", "-sha256", "-extfile", ext.name,
         "-out", f"{name}.crt", cwd=pki,
     )  # fmt: skip
@@ -239,14 +241,18 @@ def generate_pki(pki: Path) -> None:
         return
     log("generating certificates (CA, API server, service-account key, clients)")
     pki.mkdir(parents=True, exist_ok=True)
-    _ec_key(pki, "ca.key")
-    _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-sha256", "-days", "3650",
-        "-subj", f"/CN={CLUSTER_NAME}-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-        "-out", "ca.crt", cwd=pki,
-    )  # fmt: skip
+    # The cluster CA, and the front-proxy CA that authenticates the API server to
+    # aggregated API servers (and lets components check request headers).
+    for ca in ("ca", "front-proxy-ca"):
+        _ec_key(pki, f"{ca}.key")
+        _openssl(
+            "req", "-x509", "-new", "-key", f"{ca}.key", "-sha256", "-days", "3650",
+            "-subj", f"/CN={CLUSTER_NAME}-{ca}",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            "-out", f"{ca}.crt", cwd=pki,
+        )  # fmt: skip
+    _issue(pki, "front-proxy-client", "/CN=front-proxy-client", ca="front-proxy-ca")
     sans = ",".join(
         [
             "IP:127.0.0.1",
@@ -479,6 +485,13 @@ def component_args(layout: Layout, bins: dict[str, Path], ports: Ports) -> dict[
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
+            f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -529,6 +542,7 @@ def component_args(layout: Layout, bins: dict[str, Path], ports: Ports) -> dict[
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
             f"--cidr={POD_CIDR}",
             "--node-lease-duration-seconds=40",
+            "--v=WARN",  # INFO logs every lease renewal
         ],
     }
 
@@ -633,7 +647,10 @@ def install_crds(layout: Layout, api: Api, crds_dir: Path, timeout: float) -> in
     log(f"applying CRDs from {', '.join(s.name for s in sources)} (server-side)")
     args = ["apply", "--server-side", "--force-conflicts", "--field-manager=kss-local-cluster"]
     for src in sources:
-        args += ["-f", str(src)]
+        # Manifests only: a kustomization.yaml beside them is not an object to apply.
+        for path in sorted(src.glob("*.y*ml")):
+            if path.stem != "kustomization":
+                args += ["-f", str(path)]
     kubectl(layout, *args, timeout=timeout)
 
     def all_established() -> list[str] | None:
@@ -643,7 +660,7 @@ def install_crds(layout: Layout, api: Api, crds_dir: Path, timeout: float) -> in
             for crd in items
             if not any(
                 c.get("type") == "Established" and c.get("status") == "True"
-                for c in crd.get("status", {}).get("conditions", [])
+                for c in (crd.get("status") or {}).get("conditions") or []
             )
         ]
         return None if pending else [crd["metadata"]["name"] for crd in items]
@@ -663,7 +680,7 @@ def nodes_ready(api: Api, expected: set[str]) -> bool:
         for n in items
         if any(
             c.get("type") == "Ready" and c.get("status") == "True"
-            for c in n.get("status", {}).get("conditions", [])
+            for c in (n.get("status") or {}).get("conditions") or []
         )
     }
     return expected <= ready
@@ -717,6 +734,12 @@ def locked(layout: Layout) -> Iterator[None]:
 
 def usage_text(layout: Layout, info: Info) -> str:
     bins = binary_paths(layout)
+    default_state = Path(os.environ.get("KSS_CLUSTER_DIR", REPO / ".cluster")).resolve()
+    stop = (
+        "make cluster-down"
+        if layout.state == default_state
+        else f"python3 {HERE / 'local_cluster.py'} --state-dir {layout.state} down"
+    )
 
     def where(name: str) -> str:
         path = bins[name]
@@ -728,7 +751,8 @@ def usage_text(layout: Layout, info: Info) -> str:
         f"  kubectl get nodes     (kubectl 1.35: {where('kubectl')})\n"
         f"  helm 3: {where('helm3')}\n"
         f"  helm 4: {where('helm4')}\n"
-        f"  logs: {layout.logs}/   stop: make cluster-down"
+        f"  logs: {layout.logs}/\n"
+        f"  stop: {stop}"
     )
 
 
@@ -907,7 +931,11 @@ def cmd_status(layout: Layout, args: argparse.Namespace) -> int:
         nodes = api.get_json("/api/v1/nodes")["items"]
         report["nodes"] = {
             n["metadata"]["name"]: next(
-                (c["status"] for c in n["status"].get("conditions", []) if c["type"] == "Ready"),
+                (
+                    c["status"]
+                    for c in (n.get("status") or {}).get("conditions") or []
+                    if c["type"] == "Ready"
+                ),
                 "Unknown",
             )
             for n in nodes
