@@ -765,7 +765,8 @@ def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
             log("a healthy cluster is already running: reusing it")
         else:
             if info is not None or processes_of(layout):
-                log(f"found a broken cluster ({'; '.join(problems)}): stopping it first")
+                why = "; ".join(problems)
+                log(f"found a broken cluster ({why}): stopping it and starting afresh")
                 stop_all(layout)
                 clean_state(layout)
             info = start_cluster(layout, args)
