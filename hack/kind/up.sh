@@ -21,6 +21,9 @@ Options:
 Environment:
   KIND          kind binary (default: kind on PATH)
   KIND_IMAGE    node image (default: kind's own default)
+  HELM          helm binary (default: helm on PATH)
+  CHART_ARGS    extra helm arguments for the chart (default: --set
+                global.image.tag=dev --set global.image.pullPolicy=Never)
   DEVICE_PLUGIN_MANIFEST  URL or file of the NVIDIA device plugin DaemonSet
                 (default: NVIDIA/k8s-device-plugin v0.17.1 static manifest)
 USAGE
@@ -91,9 +94,10 @@ if (( chart )); then
   if [[ -f "$repo/charts/kserve-stack/Chart.yaml" ]]; then
     helm="${HELM:-helm}"
     log "installing charts/kserve-stack (images tagged :dev)"
+    # shellcheck disable=SC2086  # CHART_ARGS is a list of helm arguments
     "$helm" upgrade --install kserve-stack "$repo/charts/kserve-stack" \
-      --namespace kserve-stack-system --create-namespace \
-      --set global.image.tag=dev --set global.image.pullPolicy=Never --wait --timeout 5m
+      --namespace kserve-stack-system --create-namespace --wait --timeout 5m \
+      ${CHART_ARGS:---set global.image.tag=dev --set global.image.pullPolicy=Never}
   else
     log "charts/kserve-stack does not exist yet: chart not installed"
   fi
