@@ -82,3 +82,14 @@ def test_delete_and_non_isvc_pass() -> None:
 def test_not_a_review() -> None:
     with pytest.raises(ValueError, match=r"request\.uid"):
         review({"kind": "AdmissionReview"}, CONFIG, mutate=False)
+
+
+def test_reapplied_legacy_block_over_its_defaulted_self_is_converted_again() -> None:
+    obj = sample("inferenceservice/sklearn-legacy-framework.yaml")
+    obj["spec"]["predictor"]["sklearn"]["storageUri"] = "gs://new"
+    obj["spec"]["predictor"]["model"] = {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": "gs://old"}  # fmt: skip
+    answer = review(_review(obj), CONFIG, mutate=True)["response"]
+    spec = json.loads(base64.b64decode(answer["patch"]))[0]["value"]
+    assert "sklearn" not in spec["predictor"]
+    assert spec["predictor"]["model"]["storageUri"] == "gs://new"

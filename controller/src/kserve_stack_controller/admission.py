@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kserve_stack_api.inferenceservice import InferenceService
+from kserve_stack_api.inferenceservice import FRAMEWORKS, InferenceService
 from kserve_stack_api.validation import InvalidManifestError, parse
 
 from kserve_stack_controller.builders.autoscaling import scaling_of
@@ -54,15 +54,31 @@ def default_patch(obj: Mapping[str, Any], config: ControllerConfig) -> list[Json
     """A JSON patch that defaults an InferenceService (empty when nothing changes)."""
     if obj.get("kind") != "InferenceService":
         return []
+    manifest = _reapplied_legacy_block(obj)
     try:
-        model = parse({k: v for k, v in obj.items() if k != "status"})
+        model = parse({k: v for k, v in manifest.items() if k != "status"})
     except InvalidManifestError:
         return []  # the validating webhook explains what is wrong
     assert isinstance(model, InferenceService)
     defaulted = default_inference_service(model, config).to_wire()["spec"]
+    if manifest is not obj:
+        return [{"op": "replace", "path": "/spec", "value": defaulted}]
     if defaulted == obj.get("spec"):
         return []
     return [{"op": "replace", "path": "/spec", "value": defaulted}]
+
+
+def _reapplied_legacy_block(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A legacy framework block beside ``model``: the manifest was applied again over its
+    defaulted self (server-side apply keeps ``model``); the block is the user's intent."""
+    predictor = (obj.get("spec") or {}).get("predictor")
+    if not isinstance(predictor, Mapping) or "model" not in predictor:
+        return obj
+    blocks = [name for name in FRAMEWORKS if name in predictor]
+    if len(blocks) != 1:
+        return obj
+    spec = {**obj["spec"], "predictor": {k: v for k, v in predictor.items() if k != "model"}}
+    return {**obj, "spec": spec}
 
 
 def _response(
