@@ -29,7 +29,3 @@ controller-lint: setup ## ruff + mypy --strict on controller/
 	$(PY) ruff check controller e2e/controller
 	$(PY) ruff format --check controller e2e/controller
 	$(PY) mypy controller/src
-
-.PHONY: bench-controller
-bench-controller: setup ## Controller figures: create->Deployment latency p50/p99, 1000-service reconcile time, RSS
-	$(PY) python controller/bench/bench_controller.py
