@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,18 +53,21 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
         kube.delete_namespace(name)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the test namespace's objects, events and component logs to a failure."""
+    report = yield
     if report.when != "call" or not report.failed:
-        return
+        return report
     funcargs = getattr(item, "funcargs", {})
     namespace, kube = funcargs.get("namespace"), funcargs.get("kube")
     if not isinstance(namespace, str) or not isinstance(kube, Kube):
-        return
+        return report
     try:
         dump = kube.dump_namespace(namespace)
     except Exception as err:  # a broken dump must not hide the test's own failure
         dump = f"(could not dump namespace {namespace}: {err!r})"
     report.sections.append((f"kubernetes: namespace {namespace}", dump))
+    return report

@@ -19,6 +19,9 @@ from kss_e2e.backend import Cluster, kubectl_binary
 
 T = TypeVar("T")
 FIELD_MANAGER = "kss-e2e"
+# Log lines left out of failure dumps: the API server's etcd client logs one per
+# closed gRPC channel whenever CRD storage is rebuilt, which says nothing.
+LOG_NOISE = ("grpc: addrConn.createTransport failed to connect",)
 
 
 class WaitTimeoutError(AssertionError):
@@ -70,7 +73,9 @@ class Kube:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        self.api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(cluster.kubeconfig)
+        )
         self.core = client.CoreV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
         self.admission = client.AdmissionregistrationV1Api(self.api_client)
@@ -80,7 +85,7 @@ class Kube:
     @property
     def dynamic(self) -> DynamicClient:
         if self._dynamic is None:
-            self._dynamic = DynamicClient(self.api_client)
+            self._dynamic = DynamicClient(self.api_client)  # type: ignore[no-untyped-call]
         return self._dynamic
 
     def resource(self, api_version: str, kind: str) -> Any:
@@ -142,7 +147,7 @@ class Kube:
                 try:
                     self.core.read_namespace(name)
                 except ApiException as err:
-                    return err.status == 404
+                    return bool(err.status == 404)
                 return False
 
             wait_for(f"namespace {name} to be deleted", gone, timeout=timeout)
@@ -169,7 +174,11 @@ class Kube:
         section("kubectl get nodes", self.kubectl("get", "nodes", "-o", "wide", check=False))
         for path in self.cluster.component_logs().values():
             try:
-                lines = path.read_text(errors="replace").splitlines()[-log_lines:]
+                lines = [
+                    line
+                    for line in path.read_text(errors="replace").splitlines()
+                    if not any(noise in line for noise in LOG_NOISE)
+                ][-log_lines:]
             except OSError as err:
                 lines = [f"(cannot read {path}: {err})"]
             section(f"last {log_lines} lines of {path}", "\n".join(lines))
