@@ -42,6 +42,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+all_names=",etcd,kwok,kube-apiserver,kube-controller-manager,kube-scheduler,helm3,helm4,"
+IFS=, read -ra requested <<<"$only"
+for name in "${requested[@]}"; do
+  [[ "$all_names" == *",$name,"* ]] || { echo "build-binaries.sh: unknown binary '$name' (see --help)" >&2; exit 2; }
+done
 wanted() { [[ -z "$only" || ",$only," == *",$1,"* ]]; }
 have() { [[ -x "$bin/$1" ]]; }
 log() { echo "[build-binaries] $*" >&2; }
@@ -55,6 +60,16 @@ fi
 command -v go >/dev/null || { log "the go tool is missing (need go >= 1.26 for Kubernetes ${KUBERNETES_VERSION})"; exit 1; }
 export CGO_ENABLED=0
 GOBUILD=(go build -trimpath -ldflags "-s -w")
+
+# Run a go command with its chatter ("go: downloading ...") in a log file; show
+# the end of that log if it fails.
+quiet() {
+  local logf="$work/go-$(date +%s%N).log"
+  "$@" >"$logf" 2>&1 && { rm -f "$logf"; return 0; }
+  local rc=$?
+  log "failed ($rc): $*"; tail -n 40 "$logf" >&2
+  return "$rc"
+}
 
 build_etcd() {
   local out="etcd-${ETCD_VERSION}"
@@ -75,8 +90,8 @@ import (
 func main() { etcdmain.Main(os.Args) }
 GO
   (cd "$dir" && go mod init kss.local/etcd >/dev/null 2>&1 \
-    && go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >/dev/null \
-    && go mod tidy >/dev/null \
+    && quiet go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" \
+    && quiet go mod tidy \
     && "${GOBUILD[@]}" -o "$bin/$out.tmp" .)
   mv "$bin/$out.tmp" "$bin/$out"
 }
@@ -87,7 +102,7 @@ build_kwok() {
   log "building kwok ${KWOK_VERSION} (first time, a few minutes)..."
   local gobin="$work/kwok-${KWOK_VERSION}"
   mkdir -p "$gobin"
-  GOBIN="$gobin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+  GOBIN="$gobin" quiet go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
   mv "$gobin/kwok" "$bin/$out"
 }
 
@@ -99,7 +114,7 @@ build_kubernetes() {
   log "building kube-apiserver, kube-controller-manager, kube-scheduler ${v} (first time, takes many minutes on 2 cores)..."
   local dir="$work/kubernetes-$v"
   rm -rf "$dir" && mkdir -p "$dir"
-  go mod download -json "k8s.io/kubernetes@$v" >/dev/null
+  quiet go mod download "k8s.io/kubernetes@$v"
   local src
   src="$(go env GOMODCACHE)/k8s.io/kubernetes@$v"
   local minor="${v#v1.}"; minor="${minor%%.*}"
@@ -130,8 +145,8 @@ GO
     ld+=" -X $vpkg.gitVersion=$v -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor"
     ld+=" -X $vpkg.gitTreeState=clean -X $vpkg.buildDate=$date"
   done
-  (cd "$dir" && go get "${pkgv[@]}" && mkdir -p out \
-    && go build -trimpath -ldflags "$ld" -o out/ "${pkgs[@]}")
+  (cd "$dir" && quiet go get "${pkgv[@]}" && mkdir -p out \
+    && quiet go build -trimpath -ldflags "$ld" -o out/ "${pkgs[@]}")
   for p in "${pkgs[@]}"; do
     local n="${p##*/}"
     mv "$dir/out/$n" "$bin/$n-$v"
@@ -145,7 +160,7 @@ build_helm3() {
   local gobin="$work/helm-${HELM3_VERSION}"
   mkdir -p "$gobin"
   local minor="${HELM3_VERSION#v3.}"; minor="${minor%%.*}"
-  GOBIN="$gobin" go install -trimpath \
+  GOBIN="$gobin" quiet go install -trimpath \
     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=${HELM3_VERSION}" \
     "helm.sh/helm/v3/cmd/helm@${HELM3_VERSION}"
   mv "$gobin/helm" "$bin/$out"
