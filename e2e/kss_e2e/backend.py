@@ -94,14 +94,15 @@ def _local_state_dir() -> Path:
 
 def _start_local(lock_dir: Path) -> Cluster:
     state = _local_state_dir()
-    # One `up` at a time across xdist workers; local_cluster.py also locks, this
-    # lock keeps the other workers from re-running the CRD install in parallel.
+    # The first xdist worker runs `up` (which starts the cluster, or reuses a
+    # healthy one and re-applies the nodes and CRDs, so regenerated CRDs are
+    # current); the others wait on the lock and then find it done.
     lock_dir.mkdir(parents=True, exist_ok=True)
+    done = lock_dir / "local-cluster.up"
     with (lock_dir / "local-cluster.lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        ok, _ = reachable(state / "kubeconfig")
-        if not ok:
-            print(f"[e2e] starting the local control plane in {state}", file=sys.stderr)
+        if not (done.exists() and reachable(state / "kubeconfig")[0]):
+            print(f"[e2e] local_cluster.py up (state: {state})", file=sys.stderr)
             result = subprocess.run(
                 [sys.executable, str(LOCAL_CLUSTER), "--state-dir", str(state), "up"],
                 capture_output=True,
@@ -112,6 +113,7 @@ def _start_local(lock_dir: Path) -> Cluster:
                 raise BackendError(
                     "hack/cluster/local_cluster.py up failed:\n" + result.stderr[-4000:]
                 )
+            done.touch()
     return Cluster("local", state / "kubeconfig", local_state=state)
 
 
