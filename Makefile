@@ -6,16 +6,45 @@ PY := $(UV) run --frozen
 
 .PHONY: help
 help: ## List every target with one line each
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: setup
 setup: ## Install the workspace environment into .venv/ from uv.lock (idempotent)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet 'uv==0.13.8'
 	$(UV) sync --frozen --all-packages
 
+# Test folders: unit and component tests per package, chart tests, and the e2e suite, which
+# runs on the local control plane (started on demand and stopped again if it was not up).
+TEST_PATHS := api/tests controller/tests runtimes/tests charts/tests e2e
+TEST_WORKERS ?= 2
+
 .PHONY: test
-test: setup ## Run every test that can run on this machine
-	$(PY) pytest -n 2 api controller runtimes router epp
+test: setup cluster-binaries kserve-venv ## Run every test that can run on this machine (unit, component, e2e)
+	@was_up=0; python3 hack/cluster/local_cluster.py status >/dev/null 2>&1 || was_up=$$?; \
+	rc=0; $(PY) pytest -n $(TEST_WORKERS) -rs $(TEST_PATHS) || rc=$$?; \
+	if [ "$$was_up" != 0 ]; then python3 hack/cluster/local_cluster.py down --verify || rc=1; fi; \
+	exit $$rc
+
+.PHONY: quickstart
+quickstart: setup ## Set up, train a sample iris model, serve it locally and print its URL (Ctrl-C stops)
+	$(PY) kserve-stack quickstart
+
+.PHONY: verify
+verify: setup controller-verify ## Fail when generated files drift from their sources, or the lock from pyproject
+	$(UV) lock --check
+	$(PY) kserve-stack-crdgen --out $(CRD_DIR) --check
+	kubectl kustomize kustomize/crd >/dev/null
+
+.PHONY: lint
+lint: setup ## ruff, mypy (strict) and the import boundaries
+	$(PY) ruff check .
+	$(PY) ruff format --check .
+	$(PY) mypy api/src controller/src runtimes/src router/src epp/src
+	$(PY) lint-imports
+
+.PHONY: unit
+unit: setup ## Run the tests that need no cluster (fast)
+	$(PY) pytest -n $(TEST_WORKERS) -rs api/tests controller/tests runtimes/tests charts/tests
 
 # Each area keeps its targets in make/<area>.mk (listed by `make help` too).
 include $(sort $(wildcard make/*.mk))

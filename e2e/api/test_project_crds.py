@@ -139,10 +139,10 @@ def test_kubectl_get_shows_printer_columns_and_short_names(kube: Kube, namespace
     header = table.splitlines()[0].split()
     assert header[:3] == ["NAME", "URL", "READY"], table
     assert "AGE" in header and "sklearn-iris" in table
+    graph = yaml.safe_load((SAMPLES / "inferencegraph" / "sequence.yaml").read_text())
+    _apply(kube, graph, namespace)
     graphs = kube.kubectl("get", "ig", "-n", namespace)
-    assert (
-        graphs.splitlines()[0].split()[:3] == ["NAME", "URL", "READY"] or "No resources" in graphs
-    )
+    assert graphs.splitlines()[0].split() == ["NAME", "URL", "READY", "AGE"], graphs
 
 
 def test_llm_service_is_served_at_both_versions(kube: Kube, namespace: str) -> None:
