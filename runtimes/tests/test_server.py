@@ -149,6 +149,9 @@ def test_access_log_format_latency_logging_and_docs(
     time.sleep(0.3)  # log lines are flushed every 100 ms
     logs = server.logs()
     assert "ACCESS POST /v1/models/slow:predict 200 rid=log-1" in logs
+    assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+    time.sleep(0.3)
+    assert "/v2/health/ready" not in server.logs()  # probes are logged at DEBUG only
     latency = next(line for line in logs.splitlines() if "latency: preprocess" in line)
     assert '"request_id":"log-1"' in latency
 

@@ -19,7 +19,13 @@ import orjson
 #: The id of the request being served by this task ("-" outside a request).
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+# Record attributes that are not ``extra`` fields; uvicorn's "color_message" duplicates msg.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",
+}
 
 
 class RequestIdFilter(logging.Filter):

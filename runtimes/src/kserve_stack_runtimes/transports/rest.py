@@ -38,6 +38,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("kserve_stack_runtimes.rest")
 access_log = logging.getLogger("kserve_stack_runtimes.access")
+_PROBE_PATHS = frozenset({"/", "/v2/health/live", "/v2/health/ready", "/metrics"})
 
 _JSON = b"application/json"
 _HEADER_LEN = "inference-header-content-length"
@@ -128,7 +129,11 @@ class RestApp:
     def _log_access(
         self, scope: Scope, reply: Reply, request_id: str, protocol: str, start: float
     ) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
+        # Probes and scrapes arrive every few seconds; logged at INFO they would drown the
+        # log (the server logs its own readiness changes).
+        path = scope["path"]
+        level = logging.DEBUG if path in _PROBE_PATHS else logging.INFO
+        if not access_log.isEnabledFor(level):
             return
         client = scope.get("client")
         fields = {
@@ -142,9 +147,9 @@ class RestApp:
             "protocol": protocol,
         }
         if self.access_format:
-            access_log.info(self.access_format % fields)
+            access_log.log(level, self.access_format % fields)
         else:
-            access_log.info("%s %s %s", scope["method"], scope["path"], reply.status, extra=fields)
+            access_log.log(level, "%s %s %s", scope["method"], path, reply.status, extra=fields)
 
     async def _read_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
