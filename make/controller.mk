@@ -29,3 +29,12 @@ controller-lint: setup ## ruff + mypy --strict on controller/
 	$(PY) ruff check controller e2e/controller
 	$(PY) ruff format --check controller e2e/controller
 	$(PY) mypy controller/src
+
+.PHONY: bench-controller
+bench-controller: setup ## Benchmark the controller on the local control plane (latency vs the API server's floor, 1,000-object backlog, memory) and print a table
+	python3 hack/cluster/local_cluster.py up >/dev/null
+	$(PY) python controller/bench/bench_controller.py $(BENCH_ARGS)
+
+.PHONY: controller-reliability
+controller-reliability: setup ## Reliability e2e on the local control plane: random SIGKILLs under load, API server restarts, the least-privilege RBAC role
+	$(PY) pytest -n $(E2E_WORKERS) -rs e2e/reliability
