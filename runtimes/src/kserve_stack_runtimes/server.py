@@ -114,7 +114,13 @@ class ModelServer:
             timeout_graceful_shutdown=max(1, int(s.graceful_shutdown_timeout)),
         )
         server = _Uvicorn(config)
-        sock = _bind(s.host, s.http_port, reuse_port=s.workers > 1)
+        # One process listens at once and loads behind it, so liveness answers during a long
+        # load. Workers share the port (SO_REUSEPORT): each one loads first and only then
+        # listens, or the kernel would hand it connections it can only answer with 503.
+        shared_port = s.workers > 1
+        if shared_port:
+            await self._load_all(repository)
+        sock = _bind(s.host, s.http_port, reuse_port=shared_port)
         grpc_server: Any = None
         if s.enable_grpc:
             from kserve_stack_runtimes.transports.grpc import GrpcServer  # noqa: PLC0415
@@ -136,7 +142,8 @@ class ModelServer:
             f", gRPC on {s.host}:{grpc_server.port}" if grpc_server else "",
         )
         flusher = asyncio.create_task(_flush_logs_periodically())
-        await self._load_all(repository)
+        if not shared_port:
+            await self._load_all(repository)
         if grpc_server is not None:
             await grpc_server.set_serving(dataplane.ready())
         await serving
