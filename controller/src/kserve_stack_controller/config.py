@@ -133,6 +133,39 @@ class AutoscalerConfig(_Section):
     )
 
 
+class ActivatorConfig(_Section):
+    """Key ``activator``: scale from zero holds the first request (``kserve-stack-activator``).
+
+    A component that scales to zero (``minReplicas: 0``, autoscalerClass ``keda``) is always
+    routed through the activator: it forwards at once while the component has ready
+    endpoints, and holds requests while it has none. The activator is deployed once per
+    cluster (``kustomize/controller/activator.yaml``); its image and flags live there.
+    """
+
+    enabled: bool = Field(
+        default=True,
+        description="Route scale-to-zero components through the activator and add its "
+        "pending-requests trigger to their ScaledObject. false: the route goes straight to "
+        "the component, and a request that arrives at zero replicas fails.",
+    )
+    service_name: str = Field(
+        default="kserve-stack-activator", description="Name of the activator's Service."
+    )
+    namespace: str = Field(
+        default="kserve",
+        description="Namespace of the activator's Service. An HTTPRoute in another namespace "
+        "needs a ReferenceGrant there (Gateway API's rule for cross-namespace backends).",
+    )
+    port: int = Field(default=80, ge=1, le=65535, description="Port of the activator's Service.")
+    hold_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="How long the activator holds a request for a component at zero before "
+        "it answers 504 (sent in the x-kserve-stack-hold-timeout header; the activator caps "
+        "it at its own --max-hold-timeout).",
+    )
+
+
 class ControllerConfig(_Section):
     """Every key of ``inferenceservice-config`` (the ConfigMap)."""
 
@@ -141,6 +174,7 @@ class ControllerConfig(_Section):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     inference_service: InferenceServiceDefaults = Field(default_factory=InferenceServiceDefaults)
     autoscaler: AutoscalerConfig = Field(default_factory=AutoscalerConfig)
+    activator: ActivatorConfig = Field(default_factory=ActivatorConfig)
 
 
 class ConfigError(ValueError):

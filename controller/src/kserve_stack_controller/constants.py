@@ -35,3 +35,11 @@ STORAGE_INITIALIZER_NAME = "storage-initializer"
 MAIN_CONTAINER = "kserve-container"
 
 COMPONENTS = ("predictor", "transformer", "explainer")
+
+# The activator (scale from zero): the route names the target and the hold timeout.
+#: ``NAMESPACE/SERVICE`` of the component's Service the request is for.
+HEADER_ACTIVATOR_TARGET = "x-kserve-stack-target"
+#: Seconds to hold the request while the target has no ready endpoint.
+HEADER_ACTIVATOR_HOLD_TIMEOUT = "x-kserve-stack-hold-timeout"
+#: The activator's gauge of held requests, read by the ScaledObject's activation trigger.
+ACTIVATOR_PENDING_METRIC = "kserve_stack_activator_pending_requests"

@@ -2,7 +2,8 @@
 
 - ``hpa``: an autoscaling/v2 HorizontalPodAutoscaler on cpu or memory;
 - ``keda``: a KEDA ScaledObject (cpu/memory triggers, Prometheus triggers from
-  ``autoScaling.metrics`` or for concurrency/rps); ``minReplicas: 0`` scales to zero;
+  ``autoScaling.metrics`` or for concurrency/rps); ``minReplicas: 0`` scales to zero, and
+  the activator's held requests (``kserve_stack_activator_pending_requests``) wake it;
 - ``none`` / ``external``: no autoscaler; ``none`` pins the replicas to ``minReplicas``.
 """
 
@@ -13,7 +14,8 @@ from typing import Any
 
 from kserve_stack_api.inferenceservice import ComponentExtensionSpec
 
-from kserve_stack_controller.config import AutoscalerConfig
+from kserve_stack_controller.config import ActivatorConfig, AutoscalerConfig
+from kserve_stack_controller.constants import ACTIVATOR_PENDING_METRIC
 from kserve_stack_controller.errors import InvalidSpecError
 
 JsonDict = dict[str, Any]
@@ -95,6 +97,15 @@ def _prometheus_trigger(server: str, query: str, threshold: str) -> JsonDict:
     }
 
 
+def activator_trigger(name: str, namespace: str | None, config: AutoscalerConfig) -> JsonDict:
+    """Wakes the Deployment from zero: active as soon as the activator holds one request."""
+    query = f'sum({ACTIVATOR_PENDING_METRIC}{{namespace="{namespace}",service="{name}"}})'
+    trigger = _prometheus_trigger(config.prometheus_server_address, query, "1")
+    trigger["metadata"]["activationThreshold"] = "0"
+    trigger["name"] = "activator-pending-requests"
+    return trigger
+
+
 def keda_triggers(
     name: str,
     namespace: str | None,
@@ -103,8 +114,32 @@ def keda_triggers(
     scaling: Scaling,
     config: AutoscalerConfig,
     metric_query: str | None,
+    activator: ActivatorConfig | None = None,
 ) -> list[JsonDict]:
-    """KEDA triggers from ``autoScaling.metrics``, else from scaleMetric / scaleTarget."""
+    """KEDA triggers from ``autoScaling.metrics``, else from scaleMetric / scaleTarget; plus,
+    when the component scales to zero behind the activator, the activator's trigger."""
+    triggers = _scaling_triggers(
+        name,
+        namespace,
+        component=component,
+        scaling=scaling,
+        config=config,
+        metric_query=metric_query,
+    )
+    if scaling.min_replicas == 0 and activator is not None and activator.enabled:
+        triggers.append(activator_trigger(name, namespace, config))
+    return triggers
+
+
+def _scaling_triggers(
+    name: str,
+    namespace: str | None,
+    *,
+    component: ComponentExtensionSpec,
+    scaling: Scaling,
+    config: AutoscalerConfig,
+    metric_query: str | None,
+) -> list[JsonDict]:
     triggers: list[JsonDict] = []
     for i, metric in enumerate((component.auto_scaling or {}).get("metrics") or []):
         kind = metric.get("type")
@@ -162,7 +197,7 @@ def keda_triggers(
         "metadata": {"value": str(value)},
     }
     if scaling.min_replicas == 0:
-        # KEDA cannot wake a Deployment from zero on cpu/memory alone: add request traffic.
+        # KEDA cannot scale to zero on cpu/memory alone: the request rate says when it is idle.
         query = f"sum(rate(kserve_stack_requests_total{{{selector}}}[1m]))"
         return [resource_trigger, _prometheus_trigger(config.prometheus_server_address, query, "1")]
     return [resource_trigger]
@@ -177,6 +212,7 @@ def scaled_object(
     scaling: Scaling,
     config: AutoscalerConfig,
     metric_query: str | None = None,
+    activator: ActivatorConfig | None = None,
 ) -> JsonDict:
     return {
         "apiVersion": "keda.sh/v1alpha1",
@@ -193,6 +229,7 @@ def scaled_object(
                 scaling=scaling,
                 config=config,
                 metric_query=metric_query,
+                activator=activator,
             ),
         },
     }

@@ -78,6 +78,8 @@ class TrafficSplit:
     percent: int
     latest: bool
     workload: str
+    #: Routed through the activator: the workload may be at zero replicas.
+    via_activator: bool = False
 
 
 @dataclass
@@ -87,6 +89,8 @@ class ComponentPlan:
     traffic: list[TrafficSplit]
     service: str
     latest_revision: str
+    #: Scales to zero, so the route reaches its stable workload through the activator.
+    behind_activator: bool = False
 
 
 @dataclass
@@ -271,8 +275,17 @@ def build(inputs: Inputs) -> Plan:
     if ingress_config.disable_ingress_creation:
         decisions.append("no HTTPRoute or Ingress: ingress creation is disabled")
     elif ingress_config.enable_gateway_api:
-        backends = [Backend(t.workload, t.percent) for t in entry.traffic]
-        explainer_service = components["explainer"].service if "explainer" in components else None
+        activator = config.activator
+        backends = [
+            Backend(t.workload, t.percent, activator if t.via_activator else None)
+            for t in entry.traffic
+        ]
+        explainer_backend = None
+        if "explainer" in components:
+            plan = components["explainer"]
+            explainer_backend = Backend(
+                plan.service, 100, activator if plan.behind_activator else None
+            )
         objects.append(
             http_route(
                 name,
@@ -281,7 +294,7 @@ def build(inputs: Inputs) -> Plan:
                 config=ingress_config,
                 args=args,
                 backends=backends,
-                explainer=explainer_service,
+                explainer=explainer_backend,
                 timeout_s=predictor.timeout,
             )
         )
@@ -289,6 +302,13 @@ def build(inputs: Inputs) -> Plan:
         decisions.append(
             f"HTTPRoute {name} on Gateway {ingress_config.kserve_ingress_gateway} for {url}"
         )
+        for plan in components.values():
+            if plan.behind_activator and (plan is entry or plan.name == "explainer"):
+                decisions.append(
+                    f"{plan.name}: routed through the activator "
+                    f"{activator.namespace}/{activator.service_name}, which holds requests "
+                    f"up to {activator.hold_timeout_seconds}s while it is at zero replicas"
+                )
     else:
         objects.append(
             ingress(
@@ -302,6 +322,11 @@ def build(inputs: Inputs) -> Plan:
         )
         url = f"{ingress_config.url_scheme}://{host_of(ingress_config, args)}"
         decisions.append(f"Ingress {name} for {url}")
+        if entry.behind_activator:
+            decisions.append(
+                f"{entry.name}: an Ingress cannot name the activator's target, so a request "
+                "that arrives at zero replicas is not held (use the Gateway API to hold it)"
+            )
     if stopped:
         decisions.append("stopped by serving.kserve.io/stop: every Deployment scaled to 0")
     return Plan(isvc, objects, keep, components, runtime, url, address, stopped, decisions)
@@ -341,6 +366,12 @@ def _component(
     )
     workloads: list[Workload] = []
     traffic: list[TrafficSplit] = []
+    behind_activator = (
+        not stopped
+        and scaling.autoscaler == "keda"
+        and scaling.min_replicas == 0
+        and inputs.config.activator.enabled
+    )
     if canary:
         assert percent is not None and live is not None and live.revision is not None
         canary_name = f"{stable_name}-canary"
@@ -362,7 +393,7 @@ def _component(
         objects.append(service(isvc, stable))
         objects.append(service(isvc, new))
         traffic = [
-            TrafficSplit(live.revision, 100 - percent, False, stable_name),
+            TrafficSplit(live.revision, 100 - percent, False, stable_name, behind_activator),
             TrafficSplit(revision, percent, True, canary_name),
         ]
         decisions.append(
@@ -384,7 +415,7 @@ def _component(
             )
         )
         objects.append(service(isvc, new))
-        traffic = [TrafficSplit(revision, 100, True, stable_name)]
+        traffic = [TrafficSplit(revision, 100, True, stable_name, behind_activator)]
     labels = base_labels(isvc, component)
     if stopped or scaling.autoscaler in ("none", "external"):
         if not stopped:
@@ -414,10 +445,13 @@ def _component(
                 scaling=scaling,
                 config=inputs.config.autoscaler,
                 metric_query=query,
+                activator=inputs.config.activator,
             )
         )
         decisions.append(
             f"{component}: KEDA ScaledObject {scaling.min_replicas}..{scaling.max_replicas} "
-            "replicas" + (" (scales to zero)" if scaling.min_replicas == 0 else "")
+            "replicas"
+            + (" (scales to zero)" if scaling.min_replicas == 0 else "")
+            + (", woken by the activator's held requests" if behind_activator else "")
         )
-    return ComponentPlan(component, workloads, traffic, stable_name, revision)
+    return ComponentPlan(component, workloads, traffic, stable_name, revision, behind_activator)
