@@ -16,8 +16,6 @@ from kserve_stack_api.core import (
     PodSpecFields,
 )
 
-GROUP = "serving.kserve.io"
-VERSION = "v1beta1"
 
 ProtocolVersion = Literal["v1", "v2", "grpc-v1", "grpc-v2"]
 
