@@ -10,7 +10,7 @@ help: ## List every target with one line each
 
 .PHONY: setup
 setup: ## Install the workspace environment into .venv/ from uv.lock (idempotent)
-	@command -v $(UV) >/dev/null || python3 -m pip install --quiet 'uv==0.13.8'
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.8"
 	$(UV) sync --frozen --all-packages
 
 # Test folders: unit and component tests per package, chart tests, and the e2e suite, which
