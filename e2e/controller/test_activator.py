@@ -280,8 +280,8 @@ def test_wake_scale_patches_the_deployment_itself(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:  # fmt: skip
     service = _component(kube, namespace, "selfwake")
-    process, handle = _start_activator(cluster, namespace, backend,
-                                       tmp_path_factory.mktemp("wake"), "--wake", "scale")  # fmt: skip
+    work = tmp_path_factory.mktemp("wake")
+    process, handle = _start_activator(cluster, namespace, backend, work, "--wake", "scale")
     try:
         status, body = _post(f"{handle.url}/v1/models/selfwake:predict",
                              {"x-kserve-stack-target": f"{namespace}/{service}"})  # fmt: skip
