@@ -1,12 +1,19 @@
 """The one write path to the API server: server-side apply with one field manager and an
 owner reference to the InferenceService, and pruning (by label) of the children that are
-no longer desired. The stable revision kept during a canary is neither applied nor pruned."""
+no longer desired. The stable revision kept during a canary is neither applied nor pruned.
+
+What was applied is remembered per InferenceService (a digest of each child, the
+Deployments' generation, the set pruned against), so that a reconcile caused by a child's
+status change applies nothing that is unchanged, and children are listed for pruning only
+when the desired set changed. A new process remembers nothing and does everything once."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,23 +80,64 @@ class ApplyResult:
         return {o["metadata"]["name"]: o for o in self.applied if o.get("kind") == kind}
 
 
+@dataclass
+class _Applied:
+    """What this process last applied for one InferenceService."""
+
+    digests: dict[tuple[str, str], tuple[str, int | None]] = field(default_factory=dict)
+    pruned_for: frozenset[tuple[str, str]] | None = None
+
+
+def _digest(obj: JsonDict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
 class Applier:
     def __init__(self, kube: Kube, field_manager: str = FIELD_MANAGER) -> None:
         self.kube = kube
         self.field_manager = field_manager
+        self._lock = threading.Lock()
+        self._applied: dict[str, _Applied] = {}
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._applied.pop(uid, None)
+
+    def _memo(self, uid: str) -> _Applied:
+        with self._lock:
+            return self._applied.setdefault(uid, _Applied())
 
     def apply_children(
         self,
         owner: Mapping[str, Any],
         desired: Iterable[JsonDict],
         keep: set[tuple[str, str]],
+        live_deployments: Mapping[str, JsonDict] | None = None,
     ) -> ApplyResult:
+        """Apply ``desired`` and prune the rest. With ``live_deployments`` (the owner's
+        Deployments, just listed), a child whose digest equals what this process last
+        applied is not applied again: a Deployment only while its ``generation`` is the one
+        that apply produced (anyone's spec edit changes it), other kinds always."""
         result = ApplyResult()
+        memo = self._memo(owner["metadata"]["uid"])
         wanted: set[tuple[str, str]] = set(keep)
         for obj in desired:
-            wanted.add((obj["kind"], obj["metadata"]["name"]))
+            key = (obj["kind"], obj["metadata"]["name"])
+            wanted.add(key)
+            owned = with_owner(obj, owner)
+            digest = _digest(owned)
+            if live_deployments is not None:
+                known = memo.digests.get(key)
+                if known is not None and known[0] == digest:
+                    if obj["kind"] != "Deployment":
+                        result.applied.append({"kind": key[0], "metadata": {"name": key[1]}})
+                        continue
+                    current = live_deployments.get(key[1])
+                    if current is not None and current["metadata"].get("generation") == known[1]:
+                        result.applied.append({"kind": "Deployment", **current})
+                        continue
             try:
-                live = self.kube.apply(with_owner(obj, owner), self.field_manager)
+                live = self.kube.apply(owned, self.field_manager)
             except ApiException as err:
                 if err.status == 404 and obj["kind"] in _CRD_HINT:
                     raise MissingKindError(
@@ -104,7 +152,12 @@ class Applier:
                 raise
             live.setdefault("kind", obj["kind"])
             result.applied.append(live)
-        result.pruned = self.prune(owner, wanted)
+            memo.digests[key] = (digest, live.get("metadata", {}).get("generation"))
+        if memo.pruned_for != frozenset(wanted):
+            result.pruned = self.prune(owner, wanted)
+            memo.pruned_for = frozenset(wanted)
+        for key in set(memo.digests) - wanted:
+            del memo.digests[key]
         return result
 
     def prune(

@@ -14,15 +14,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kserve_stack_api.inferenceservice import InferenceService
-from kserve_stack_api.servingruntime import ClusterServingRuntime, ServingRuntime
 from kserve_stack_api.validation import InvalidManifestError, parse
 from kubernetes.client.exceptions import ApiException
 
 from kserve_stack_controller.apply import Applier
 from kserve_stack_controller.builders.inferenceservice import Inputs, LiveWorkload, build
 from kserve_stack_controller.builders.workload import component_name
+from kserve_stack_controller.cache import RuntimeCache
 from kserve_stack_controller.config import ControllerConfig
-from kserve_stack_controller.constants import ANN_REVISION, COMPONENTS, MANAGED_BY
+from kserve_stack_controller.constants import ANN_REVISION, COMPONENTS, LABEL_ISVC, MANAGED_BY
 from kserve_stack_controller.errors import InvalidSpecError, ReconcileError
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.status import computed_status, deployment_state, failed_status
@@ -58,6 +58,7 @@ class Reconciler:
         self.kube = kube
         self.applier = Applier(kube)
         self.config = config
+        self.runtimes = RuntimeCache(kube, parse_runtimes)
         self._events_seen: dict[str, tuple[int | None, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
         # One reconcile per object at a time (kopf handlers and watchers may overlap).
@@ -67,10 +68,19 @@ class Reconciler:
         with self._lock:
             return self._object_locks.setdefault(uid, threading.Lock())
 
-    def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+    def forget(self, uid: str) -> None:
+        """Drop what is remembered of a deleted InferenceService."""
+        with self._lock:
+            self._events_seen.pop(uid, None)
+            self._object_locks.pop(uid, None)
+        self.applier.forget(uid)
+
+    def reconcile(self, body: Mapping[str, Any], quick: bool = False) -> Outcome:
+        """Reconcile one InferenceService. ``quick`` (a child Deployment changed): the
+        children this process applied, unchanged since, are not applied again."""
         meta = body["metadata"]
         with self._object_lock(meta["uid"]):
-            outcome = self._reconcile(body)
+            outcome = self._reconcile(body, quick)
             previous = body.get("status") or {}
             if _status_changed(previous, outcome.status):
                 self._patch_status(meta, previous, outcome.status)
@@ -93,7 +103,7 @@ class Reconciler:
                 meta["name"],
             )
 
-    def _reconcile(self, body: Mapping[str, Any]) -> Outcome:
+    def _reconcile(self, body: Mapping[str, Any], quick: bool) -> Outcome:
         meta = body["metadata"]
         namespace = meta.get("namespace")
         previous = (body.get("status") or {}).get("conditions") or []
@@ -103,12 +113,16 @@ class Reconciler:
             except InvalidManifestError as err:
                 raise InvalidSpecError("; ".join(err.problems)) from None
             assert isinstance(isvc, InferenceService)
+            # One list of this InferenceService's Deployments (not one GET per component).
+            listed = {
+                d["metadata"]["name"]: d
+                for d in self.kube.list("Deployment", namespace, f"{LABEL_ISVC}={meta['name']}")
+                if _owned_by(d, meta["uid"])
+            }
             live: dict[str, LiveWorkload] = {}
             for component in COMPONENTS:
-                found = self.kube.get(
-                    "Deployment", component_name(meta["name"], component), namespace
-                )
-                if found is not None and _owned_by(found, meta["uid"]):
+                found = listed.get(component_name(meta["name"], component))
+                if found is not None:
                     live[component] = LiveWorkload(
                         revision=(found["metadata"].get("annotations") or {}).get(ANN_REVISION),
                         replicas=(found.get("spec") or {}).get("replicas"),
@@ -117,20 +131,18 @@ class Reconciler:
             inputs = Inputs(
                 isvc=isvc,
                 config=self.config(),
-                namespace_runtimes=parse_runtimes(
-                    self.kube.list("ServingRuntime", namespace), ServingRuntime
-                ),
-                cluster_runtimes=parse_runtimes(
-                    self.kube.list("ClusterServingRuntime"), ClusterServingRuntime
-                ),
+                namespace_runtimes=self.runtimes.namespace_runtimes(namespace),
+                cluster_runtimes=self.runtimes.cluster_runtimes(),
                 live=live,
             )
             plan = build(inputs)
-            result = self.applier.apply_children(body, plan.objects, plan.keep)
+            result = self.applier.apply_children(
+                body, plan.objects, plan.keep, listed if quick else None
+            )
             deployments = result.live("Deployment")
             for kind, name in plan.keep:
                 if kind == "Deployment" and name not in deployments:
-                    kept = self.kube.get("Deployment", name, namespace)
+                    kept = listed.get(name) or self.kube.get("Deployment", name, namespace)
                     if kept is not None:
                         deployments[name] = kept
             routed = bool(result.live("HTTPRoute") or result.live("Ingress")) or (plan.url is None)

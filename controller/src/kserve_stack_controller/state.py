@@ -67,16 +67,19 @@ class Operator:
             )
         return changed
 
-    def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+    def reconcile(self, body: Mapping[str, Any], quick: bool = False) -> Outcome:
         started = time.perf_counter()
         try:
-            outcome = self.reconciler.reconcile(body)
+            outcome = self.reconciler.reconcile(body, quick)
         except Exception:
             self.metrics.reconciled("error", time.perf_counter() - started)
             raise
         result = "failed" if outcome.error else "ok"
         self.metrics.reconciled(result, time.perf_counter() - started)
         return outcome
+
+    def forget(self, uid: str) -> None:
+        self.reconciler.forget(uid)
 
     def in_scope(self, namespace: str | None) -> bool:
         return not self.settings.namespaces or namespace in self.settings.namespaces

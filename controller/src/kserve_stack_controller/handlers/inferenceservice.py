@@ -51,8 +51,9 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
         _reconcile(operator, body)
 
     @kopf.on.delete(group, version, plural, registry=registry, optional=True, when=in_scope)
-    def deleted(name: str, namespace: str | None, **_: Any) -> None:
+    def deleted(name: str, namespace: str | None, uid: str, **_: Any) -> None:
         # Children carry owner references: the garbage collector deletes them.
+        operator.forget(uid)
         log.info(
             "InferenceService %s/%s deleted; its children are garbage-collected", namespace, name
         )
@@ -77,4 +78,6 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
         owners: list[dict[str, Any]] = meta.get("ownerReferences") or []
         if not any(o.get("uid") == isvc["metadata"]["uid"] for o in owners):
             return
-        operator.reconcile(isvc)
+        # A status change of a Deployment: re-apply only what changed since our last apply
+        # (a Deployment whose spec someone edited, a deleted one); refresh the status.
+        operator.reconcile(isvc, quick=event.get("type") != "DELETED")

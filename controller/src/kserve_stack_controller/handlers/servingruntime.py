@@ -15,15 +15,17 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
 
     @kopf.on.event(group, version, "servingruntimes", registry=registry)
     def runtime_changed(event: kopf.RawEvent, **_: Any) -> None:
-        if event.get("type") is None:
-            return  # the initial listing: the InferenceServices' resume handlers cover it
         meta = (event.get("object") or {}).get("metadata") or {}
         namespace = meta.get("namespace")
+        operator.reconciler.runtimes.invalidate(namespace or "")
+        if event.get("type") is None:
+            return  # the initial listing: the InferenceServices' resume handlers cover it
         if operator.in_scope(namespace):
             operator.reconcile_all(namespace, f"ServingRuntime {meta.get('name')} changed")
 
     @kopf.on.event(group, version, "clusterservingruntimes", registry=registry)
     def cluster_runtime_changed(event: kopf.RawEvent, **_: Any) -> None:
+        operator.reconciler.runtimes.invalidate(None)
         if event.get("type") is None:
             return
         meta = (event.get("object") or {}).get("metadata") or {}
