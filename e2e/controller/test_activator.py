@@ -251,6 +251,18 @@ def test_hold_timeout_is_504_with_a_message(
     assert activator.metric("kserve_stack_activator_pending_requests", namespace, service) == 0
 
 
+def test_client_that_leaves_is_no_longer_pending(
+    kube: Kube, namespace: str, activator: Activator
+) -> None:
+    service = _component(kube, namespace, "leaver")
+    pending = "kserve_stack_activator_pending_requests"
+    with pytest.raises(TimeoutError):
+        _post(f"{activator.url}/", {"x-kserve-stack-target": f"{namespace}/{service}"},
+              timeout=1.5)  # fmt: skip
+    wait_for("the gauge to drop when the client left",
+             lambda: activator.metric(pending, namespace, service) == 0, timeout=10)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("headers", "status", "text"),
     [
