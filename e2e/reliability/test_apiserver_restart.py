@@ -114,10 +114,12 @@ def test_controller_recovers_when_the_api_server_restarts(
     for round_, sig in enumerate((signal.SIGTERM, signal.SIGKILL)):
         spare_apiserver.stop(sig)
         down = time.monotonic()
+        print(f"round {round_}: API server stopped ({sig.name})")
         # Written through the main API server while the controller's one is down.
         isvcs.create(body=isvc_manifest(f"during-{round_}"), namespace=namespace)
         time.sleep(max(0.0, 5 - (time.monotonic() - down)))
         spare_apiserver.start(kube)
+        print(f"round {round_}: API server back after {time.monotonic() - down:.1f}s")
         isvcs.create(body=isvc_manifest(f"after-{round_}"), namespace=namespace)
         for name in (f"during-{round_}", f"after-{round_}"):
             wait_for(
@@ -126,6 +128,7 @@ def test_controller_recovers_when_the_api_server_restarts(
                 timeout=120,
             )
             _wait_ready(kube, namespace, name)
+            print(f"round {round_}: {name} Ready {time.monotonic() - down:.1f}s after the stop")
     assert controller.alive() and controller.process and controller.process.pid == pid
     assert controller.starts == 1
     # The children of the first one are still in place, and hand edits are still put back.
