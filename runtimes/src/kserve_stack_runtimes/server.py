@@ -126,7 +126,7 @@ class ModelServer:
             from kserve_stack_runtimes.transports.grpc import GrpcServer  # noqa: PLC0415
 
             grpc_server = GrpcServer(
-                dataplane, s.host, s.grpc_port, s.max_threads, s.max_request_body_bytes
+                dataplane, s.host, s.grpc_port, s.max_request_body_bytes, reuse_port=shared_port
             )
             await grpc_server.start()
         self._shutdown = asyncio.Event()

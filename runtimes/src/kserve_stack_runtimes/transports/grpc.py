@@ -6,15 +6,15 @@ sends); a request that used raw inputs is answered with ``raw_output_contents``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1 import health_pb2
 
 from kserve_stack_runtimes._generated import grpc_predict_v2_pb2 as pb
 from kserve_stack_runtimes._generated import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -22,10 +22,12 @@ from kserve_stack_runtimes.dataplane import DataPlane
 from kserve_stack_runtimes.errors import InvalidInputError, ServingError, public_message, status_of
 from kserve_stack_runtimes.logs import request_id_var
 from kserve_stack_runtimes.protocol import v2
+from kserve_stack_runtimes.transports.h2grpc import GrpcH2Server, Method, RpcContext
 
 log = logging.getLogger("kserve_stack_runtimes.grpc")
 
 SERVICE_NAME = "inference.GRPCInferenceService"
+HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
 
 #: Which field of InferTensorContents carries each datatype.
 _CONTENTS_FIELD = {
@@ -140,7 +142,7 @@ def encode_infer_response(response: v2.InferResponse, request: v2.InferRequest, 
     return msg
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc,unused-ignore]
+class InferenceServicer:
     """The Open Inference Protocol service over the data plane."""
 
     def __init__(self, dataplane: DataPlane) -> None:
@@ -236,37 +238,86 @@ def _tensor_meta(t: dict[str, Any]) -> Any:
     )
 
 
+class HealthService:
+    """``grpc.health.v1.Health``: Check and Watch, for the server ("") and the inference service."""
+
+    def __init__(self) -> None:
+        self._status: dict[str, int] = {}
+        self._changed = asyncio.Event()
+
+    def set(self, service: str, status: int) -> None:
+        if self._status.get(service) != status:
+            self._status[service] = status
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def Check(self, request: Any, context: RpcContext) -> Any:  # noqa: N802
+        status = self._status.get(request.service)
+        if status is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"Unknown service {request.service!r}.")
+        return health_pb2.HealthCheckResponse(status=status)
+
+    async def Watch(self, request: Any, context: RpcContext) -> AsyncIterator[Any]:  # noqa: N802
+        last: int | None = None
+        while True:
+            changed = self._changed
+            status = self._status.get(
+                request.service, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+            )
+            if status != last:
+                last = status
+                yield health_pb2.HealthCheckResponse(status=status)
+            await changed.wait()
+
+
+def _methods(servicer: InferenceServicer, health: HealthService) -> dict[str, Method]:
+    methods: dict[str, Method] = {}
+    for name in (
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+        "RepositoryModelLoad",
+        "RepositoryModelUnload",
+    ):
+        request_type = getattr(pb, f"{name}Request")
+        methods[f"/{SERVICE_NAME}/{name}"] = Method(
+            request_type.FromString, getattr(servicer, name), streaming=False
+        )
+    parse = health_pb2.HealthCheckRequest.FromString
+    methods[f"/{HEALTH_SERVICE_NAME}/Check"] = Method(parse, health.Check, streaming=False)
+    methods[f"/{HEALTH_SERVICE_NAME}/Watch"] = Method(parse, health.Watch, streaming=True)
+    return methods
+
+
 class GrpcServer:
-    """The grpc.aio server with the inference and health services."""
+    """The gRPC listener (inference and health services) on the server's event loop."""
 
     def __init__(
         self,
         dataplane: DataPlane,
         host: str,
         port: int,
-        max_threads: int,
         max_message_bytes: int,
+        *,
+        reuse_port: bool = False,
     ) -> None:
         self.dp = dataplane
-        self.server = grpc.aio.server(
-            migration_thread_pool=ThreadPoolExecutor(max_workers=max_threads),
-            options=[
-                ("grpc.so_reuseport", 1),
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", -1),
-            ],
+        self.health = HealthService()
+        self.server = GrpcH2Server(
+            _methods(InferenceServicer(dataplane), self.health),
+            host,
+            port,
+            max_message_bytes=max_message_bytes,
+            reuse_port=reuse_port,
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            InferenceServicer(dataplane), self.server
-        )
-        self.health = HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = self.server.add_insecure_port(address)
+        self.port = self.server.port
 
     async def start(self) -> None:
-        await self.server.start()
         await self.set_serving(self.dp.ready())
+        await self.server.start()
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -275,7 +326,7 @@ class GrpcServer:
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for service in ("", SERVICE_NAME):
-            await self.health.set(service, status)
+            self.health.set(service, status)
 
     async def stop(self, grace: float) -> None:
         await self.server.stop(grace)
