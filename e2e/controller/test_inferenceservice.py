@@ -184,6 +184,14 @@ def test_samples_become_owned_children_and_ready(kube: Kube, namespace: str,
     assert "sklearn" not in legacy["spec"]["predictor"]
     keda = _get(kube, "keda.sh/v1alpha1", "ScaledObject", "lightgbm-iris-predictor", namespace)
     assert keda["spec"]["minReplicaCount"] == 0
+    # Scale from zero: woken by the activator's held requests, routed through the activator.
+    assert keda["spec"]["triggers"][-1]["name"] == "activator-pending-requests"
+    route = _get(kube, "gateway.networking.k8s.io/v1", "HTTPRoute", "lightgbm-iris", namespace)
+    ref = route["spec"]["rules"][0]["backendRefs"][0]
+    assert (ref["name"], ref["namespace"]) == ("kserve-stack-activator", "kserve")
+    assert ref["filters"][0]["requestHeaderModifier"]["set"][0]["value"] == (
+        f"{namespace}/lightgbm-iris-predictor"
+    )
     dep = _get(kube, "apps/v1", "Deployment", "sklearn-iris-predictor", namespace)
     init = dep["spec"]["template"]["spec"]["initContainers"][0]
     assert init["args"] == ["gs://kfserving-examples/models/sklearn/1.0/model", "/mnt/models"]
