@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import math
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -91,7 +92,7 @@ def decode_infer_request(req: Any) -> v2.InferRequest:
             if field is None:
                 raise InvalidInputError(f"Input {t.name!r}: {datatype} data must be sent raw.")
             values = getattr(t.contents, field)
-            count = int(np.prod(shape)) if shape else 1
+            count = math.prod(shape)
             if len(values) != count:
                 raise InvalidInputError(
                     f"Input {t.name!r}: shape {shape} holds {count} elements but contents "
@@ -102,7 +103,12 @@ def decode_infer_request(req: Any) -> v2.InferRequest:
                 data[:] = list(values)
                 data = data.reshape(shape)
             else:
-                data = np.array(values, dtype=v2.DATATYPES[datatype]).reshape(shape)
+                try:
+                    data = np.fromiter(values, v2.DATATYPES[datatype], count).reshape(shape)
+                except OverflowError:
+                    raise InvalidInputError(
+                        f"Input {t.name!r}: a value is out of range for {datatype}."
+                    ) from None
         inputs.append(v2.InferTensor(t.name, data, datatype, shape, _params(t.parameters)))
     outputs = [v2.RequestedOutput(o.name, _params(o.parameters)) for o in req.outputs] or None
     return v2.InferRequest(
@@ -189,7 +195,7 @@ class InferenceServicer:
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
-        request_id = metadata.get("x-request-id") or request.id or uuid.uuid4().hex
+        request_id = metadata.get("x-request-id") or request.id or os.urandom(16).hex()
         metadata["x-request-id"] = request_id
         token = request_id_var.set(request_id)
         dp = self.dp
@@ -204,6 +210,9 @@ class InferenceServicer:
             result = await dp.infer(model, infer_request, metadata)
             response = dp.to_v2(model, infer_request, result)
             return encode_infer_response(response, infer_request, bool(request.raw_input_contents))
+        except asyncio.CancelledError:  # deadline passed or the client cancelled
+            status = "CANCELLED"
+            raise
         except Exception as exc:
             status = status_of(exc).grpc.name
             await self._fail(context, exc)

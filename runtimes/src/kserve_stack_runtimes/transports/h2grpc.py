@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import logging
 import socket
 import struct
 import time
+import types
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from typing import Any, NoReturn
 
 import grpc
@@ -253,6 +255,28 @@ class _Stream:
         self.timed_out = False
 
 
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, Any, None]:
+    """Continue ``coro``, suspended after yielding ``waiting_on``, as a task's coroutine would."""
+    while True:
+        try:
+            value = yield waiting_on
+        except BaseException as exc:  # the task was cancelled (or a future failed): pass it on
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting_on = coro.send(value)
+        except StopIteration:
+            return
+
+
+async def _carry_on(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    await _resume(coro, waiting_on)
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, server: GrpcH2Server) -> None:
         self.server = server
@@ -260,6 +284,8 @@ class _Connection(asyncio.Protocol):
         self.buf = bytearray()
         self.preface = True
         self.out: list[bytes] = []
+        self.flush_scheduled = False
+        self.reading = False
         self.streams: dict[int, _Stream] = {}
         self.last_stream_id = 0
         self.decoder = hpack.Decoder(max_header_list_size=_MAX_HEADER_LIST_SIZE)
@@ -310,6 +336,16 @@ class _Connection(asyncio.Protocol):
             self.transport.write(b"".join(self.out))
         self.out.clear()
 
+    def schedule_flush(self) -> None:
+        """Write at the end of this loop iteration: calls that finish together share a write."""
+        if not self.flush_scheduled and not self.reading:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self.flush_scheduled = False
+        self.flush()
+
     def _connection_error(self, code: int, reason: str) -> None:
         log.warning("gRPC connection from %s closed: %s", self.peer, reason)
         self.out.append(_frame(_GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, code)))
@@ -348,6 +384,7 @@ class _Connection(asyncio.Protocol):
             self.preface = False
         pos = 0
         end = len(buf)
+        self.reading = True
         while end - pos >= 9 and not self.closed:
             length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
             if length > _MAX_FRAME_SIZE_IN:
@@ -360,7 +397,12 @@ class _Connection(asyncio.Protocol):
             stream_id = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
             payload = bytes(buf[pos + 9 : pos + 9 + length])
             pos += 9 + length
-            self._on_frame(ftype, flags, stream_id, payload)
+            try:
+                self._on_frame(ftype, flags, stream_id, payload)
+            except BaseException:
+                self.reading = False
+                raise
+        self.reading = False
         del buf[:pos]
         self.flush()
 
@@ -578,7 +620,18 @@ class _Connection(asyncio.Protocol):
             return
         stream.body = bytearray()
         runner = self._run_stream if stream.method.streaming else self._run_unary
-        stream.task = asyncio.get_running_loop().create_task(runner(stream, messages[0]))
+        coro = runner(stream, messages[0])
+        # Run the handler right here until it first waits: a model whose stages are plain
+        # functions never does, so the call ends without a task or another loop iteration.
+        # If it does wait, a task carries on from where it stopped, in the same context.
+        context = contextvars.copy_context()
+        try:
+            waiting_on = context.run(coro.send, None)
+        except StopIteration:
+            return
+        stream.task = asyncio.get_running_loop().create_task(
+            _carry_on(coro, waiting_on), context=context
+        )
 
     def _messages(self, stream: _Stream) -> list[bytes] | None:
         body = stream.body
@@ -639,7 +692,7 @@ class _Connection(asyncio.Protocol):
             self._reply_status(
                 stream, grpc.StatusCode.INVALID_ARGUMENT, "The request message does not parse."
             )
-            self.flush()
+            self.schedule_flush()
             return None
 
     async def _run_unary(self, stream: _Stream, message: bytes) -> None:
@@ -664,7 +717,7 @@ class _Connection(asyncio.Protocol):
             bytes((0, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)) + data,
             _OK_TRAILERS,
         )
-        self.flush()
+        self.schedule_flush()
 
     async def _run_stream(self, stream: _Stream, message: bytes) -> None:
         request = self._parse(stream, message)
@@ -678,7 +731,7 @@ class _Connection(asyncio.Protocol):
                     return
                 data = response.SerializeToString()
                 self._send(stream, b"\x00" + struct.pack(">I", len(data)) + data, None)
-                self.flush()
+                self.schedule_flush()
         except BaseException as exc:
             self._call_failed(stream, exc)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -686,7 +739,7 @@ class _Connection(asyncio.Protocol):
             return
         if not stream.done and not self.closed:
             self._send(stream, b"", _OK_TRAILERS)
-            self.flush()
+            self.schedule_flush()
 
     def _call_failed(self, stream: _Stream, exc: BaseException) -> None:
         if stream.done or self.closed:
@@ -701,7 +754,7 @@ class _Connection(asyncio.Protocol):
         else:
             log.error("unhandled error in gRPC call %s", stream.setup.path, exc_info=exc)
             self._reply_status(stream, grpc.StatusCode.UNKNOWN, "Internal server error.")
-        self.flush()
+        self.schedule_flush()
 
     def _deadline(self, stream: _Stream) -> None:
         stream.timer = None
@@ -712,7 +765,7 @@ class _Connection(asyncio.Protocol):
             stream.task.cancel()
         else:
             self._reply_status(stream, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded.")
-            self.flush()
+            self.schedule_flush()
 
     # -- writing ------------------------------------------------------------------------------
     def _reply_status(self, stream: _Stream, code: grpc.StatusCode, message: str) -> None:
