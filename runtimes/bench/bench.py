@@ -3,12 +3,19 @@
 Same model file, same machine, one worker process each (MLServer: parallel_workers=0, since
 its worker pool crashes here), same load generators: wrk (Lua POST script) for REST, ghz for
 gRPC. Reports requests/s and p50/p99 latency at concurrency 1 and 32 for V1 REST, V2 REST and
-V2 gRPC, the server's RSS after the load, and cold start (process start to
-/v2/models/iris/ready answering 200). Run through `make bench-runtimes`.
+V2 gRPC, the server's CPU time per request (user + system, its whole process tree, from
+/proc), the server's RSS after the load, and cold start (process start to /v2/models/iris/ready
+answering 200). Run through `make bench-runtimes`.
+
+Both load generators hold the same number of connections: wrk opens one per concurrent request,
+and ghz gets `--connections` equal to the concurrency too (its default is one connection that
+all calls share). `BENCH_SERVERS=ours` (or a comma-separated subset of ours,kserve,mlserver)
+benchmarks fewer servers; `BENCH_DURATION` sets the seconds per point (10).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -64,6 +73,29 @@ def train(d: Path) -> Path:
     path.parent.mkdir(parents=True)
     joblib.dump(LogisticRegression(max_iter=500).fit(x, y), path)
     return path
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            todo.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants."""
+    ticks = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -114,7 +146,7 @@ class Server:
 
 def wrk(
     url: str, body: str, conc: int, work: Path, seconds: int = DURATION
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, int]:
     script = work / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -137,15 +169,17 @@ def wrk(
     requests, duration_us, p50_us, p99_us, errors = m.groups()
     if int(errors):  # non-2xx answers, or timeouts (wrk's is 2 s): shown, not hidden
         print(f"  {errors} of {requests} requests failed or timed out on {url}", flush=True)
-    return int(requests) / (int(duration_us) / 1e6), float(p50_us) / 1e3, float(p99_us) / 1e3
+    rps = int(requests) / (int(duration_us) / 1e6)
+    return rps, float(p50_us) / 1e3, float(p99_us) / 1e3, int(requests)
 
 
-def ghz(target: str, conc: int, ghz_bin: str) -> tuple[float, float, float]:
+def ghz(target: str, conc: int, ghz_bin: str) -> tuple[float, float, float, int]:
     out = subprocess.run(
         [
             ghz_bin, "--insecure", "--proto", str(REPO / "runtimes/proto/grpc_predict_v2.proto"),
             "--call", "inference.GRPCInferenceService/ModelInfer", "-d", GRPC_DATA,
-            "-c", str(conc), "-z", f"{DURATION}s", "--connections", "1", "--format", "json", target,
+            "-c", str(conc), "-z", f"{DURATION}s", "--connections", str(conc),
+            "--format", "json", target,
         ],
         capture_output=True, text=True, check=False,
     ).stdout  # fmt: skip
@@ -158,13 +192,31 @@ def ghz(target: str, conc: int, ghz_bin: str) -> tuple[float, float, float]:
     if failed > conc:
         print(f"  {failed} gRPC calls failed: {doc.get('errorDistribution')}", flush=True)
     pct = {int(p["percentage"]): p["latency"] / 1e6 for p in doc["latencyDistribution"]}
-    return doc["rps"], pct[50], pct[99]
+    return doc["rps"], pct[50], pct[99], int(doc["count"])
+
+
+Row = tuple[str, str, int, float, float, float, float]
+
+
+def measure(
+    server: Server, protocol: str, conc: int, load: Callable[[], tuple[float, float, float, int]]
+) -> Row:
+    """Run one load point; adds the server's CPU time per completed request."""
+    cpu0 = cpu_seconds(server.proc.pid)
+    rps, p50, p99, count = load()
+    cpu_ms = (cpu_seconds(server.proc.pid) - cpu0) * 1e3 / max(count, 1)
+    print(
+        f"  {protocol:8} c={conc:<3} {rps:9.0f} req/s  p50 {p50:7.2f} ms  "
+        f"p99 {p99:7.2f} ms  server CPU {cpu_ms:.3f} ms/req",
+        flush=True,
+    )
+    return (server.name, protocol, conc, rps, p50, p99, cpu_ms)
 
 
 def main() -> None:
     ghz_bin = shutil.which("ghz") or str(Path.home() / "go" / "bin" / "ghz")
     if not Path(ghz_bin).exists():
-        raise SystemExit("ghz not found: go install github.com/bojand/ghz/cmd/ghz@v0.121.0")
+        raise SystemExit("ghz not found: go install github.com/bojand/ghz/cmd/ghz@v0.93.0")
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk")
     work = Path(tempfile.mkdtemp(prefix="bench-runtimes-"))
@@ -209,51 +261,62 @@ def main() -> None:
         cmd = [str(BENCH / "mlserver-venv" / "bin" / "mlserver"), "start", str(d)]
         return Server("MLServer 1.7.1", cmd, (h, g), work, v1=False)
 
-    rows: list[tuple[str, str, int, float, float, float]] = []
+    rows: list[Row] = []
     summary: dict[str, tuple[float, float]] = {}
-    for make in (ours, kserve, mlserver):
+    makers = {"ours": ours, "kserve": kserve, "mlserver": mlserver}
+    chosen = os.environ.get("BENCH_SERVERS", ",".join(makers)).split(",")
+    for key in chosen:
+        if key not in makers:
+            raise SystemExit(f"BENCH_SERVERS: unknown server {key!r}; pick from {list(makers)}")
+    for make in (makers[k] for k in chosen):
         server = make()
         servers.append(server)
         print(f"{server.name}: ready in {server.cold_start:.2f} s", flush=True)
         base = f"http://127.0.0.1:{server.http}"
+        grpc_target = f"127.0.0.1:{server.grpc}"
         wrk(f"{base}/v2/models/iris/infer", V2_BODY, 4, work, seconds=2)  # warm-up, not reported
+        ghz(grpc_target, 4, ghz_bin)  # warm-up, not reported
+
         for conc in CONCURRENCY:
             if server.v1:
-                v1 = wrk(f"{base}/v1/models/iris:predict", V1_BODY, conc, work)
-                rows.append((server.name, "V1 REST", conc, *v1))
-            v2 = wrk(f"{base}/v2/models/iris/infer", V2_BODY, conc, work)
-            rows.append((server.name, "V2 REST", conc, *v2))
-            rows.append(
-                (server.name, "V2 gRPC", conc, *ghz(f"127.0.0.1:{server.grpc}", conc, ghz_bin))
-            )
-            for r in rows[-(3 if server.v1 else 2) :]:
-                print(
-                    f"  {r[1]:8} c={r[2]:<3} {r[3]:9.0f} req/s  "
-                    f"p50 {r[4]:7.2f} ms  p99 {r[5]:7.2f} ms",
-                    flush=True,
-                )
+                v1 = partial(wrk, f"{base}/v1/models/iris:predict", V1_BODY, conc, work)
+                rows.append(measure(server, "V1 REST", conc, v1))
+            v2 = partial(wrk, f"{base}/v2/models/iris/infer", V2_BODY, conc, work)
+            rows.append(measure(server, "V2 REST", conc, v2))
+            rows.append(measure(server, "V2 gRPC", conc, partial(ghz, grpc_target, conc, ghz_bin)))
         summary[server.name] = (rss_kib(server.proc.pid) / 1024, server.cold_start)
         server.stop()
 
     print()
-    print(f"{'server':22} {'protocol':9} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, proto, conc, rps, p50, p99 in rows:
-        print(f"{name:22} {proto:9} {conc:>4} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f}")
+    print(
+        f"{'server':22} {'protocol':9} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU ms/req':>10}"
+    )
+    for name, proto, conc, rps, p50, p99, cpu_ms in rows:
+        print(f"{name:22} {proto:9} {conc:>4} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {cpu_ms:>10.3f}")
     print()
     print(f"{'server':22} {'RSS MiB':>8} {'cold start s':>13}")
     for name, (rss, cold) in summary.items():
         print(f"{name:22} {rss:>8.1f} {cold:>13.2f}")
     print()
-    by = {(n, p, c): (rps, p99) for n, p, c, rps, _, p99 in rows}
+    by = {(n, p, c): (rps, p99) for n, p, c, rps, _, p99, _ in rows}
     ours_n, ks_n = "kserve-stack (ours)", "KServe 0.21.0"
+    if (ours_n, "V2 gRPC", 32) in by:
+        for conc in CONCURRENCY:
+            g, r = by[(ours_n, "V2 gRPC", conc)], by[(ours_n, "V2 REST", conc)]
+            print(
+                f"target gRPC >= REST (ours, c={conc}): {g[0]:.0f} vs {r[0]:.0f} req/s, "
+                f"p99 {g[1]:.2f} vs {r[1]:.2f} ms"
+            )
+    if ours_n not in summary or ks_n not in summary:
+        shutil.rmtree(work, ignore_errors=True)
+        return
     for proto in ("V1 REST", "V2 REST"):
         o, k = by[(ours_n, proto, 32)], by[(ks_n, proto, 32)]
         print(
             f"target {proto} c=32: req/s x{o[0] / k[0]:.2f} of KServe (want >= 2), "
             f"p99 {o[1] / k[1]:.2f} of KServe (want <= 0.5)"
         )
-    g, r = by[(ours_n, "V2 gRPC", 32)][0], by[(ours_n, "V2 REST", 32)][0]
-    print(f"target gRPC vs REST (ours, c=32): {g:.0f} vs {r:.0f} req/s")
     print(
         f"target RSS/cold start vs KServe: {summary[ours_n][0]:.1f}/{summary[ks_n][0]:.1f} MiB, "
         f"{summary[ours_n][1]:.2f}/{summary[ks_n][1]:.2f} s"
