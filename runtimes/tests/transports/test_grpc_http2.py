@@ -18,9 +18,12 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from kserve_stack_runtimes._generated import grpc_predict_v2_pb2 as pb
-from kserve_stack_runtimes._generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from runtimes_support import ServerProcess
+
+# Triton's client registers the same proto file (package "inference") in protobuf's default
+# pool, so these tests use its generated modules rather than ours: one pool, one definition.
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.data_plane
 
