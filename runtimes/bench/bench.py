@@ -3,13 +3,14 @@
 Same model file, same machine, one worker process each (MLServer: parallel_workers=0, since
 its worker pool crashes here), same load generators: wrk (Lua POST script) for REST, ghz for
 gRPC. Reports requests/s and p50/p99 latency at concurrency 1 and 32 for V1 REST, V2 REST and
-V2 gRPC, the server's CPU time per request (user + system, its whole process tree, from
-/proc), the server's RSS after the load, and cold start (process start to /v2/models/iris/ready
-answering 200). Run through `make bench-runtimes`.
+V2 gRPC, the CPU time per request of the server (user + system, its whole process tree, from
+/proc) and of the load generator (getrusage of the finished wrk/ghz), the server's RSS after the
+load, and cold start (process start to /v2/models/iris/ready answering 200). Run through
+`make bench-runtimes`.
 
 Both load generators hold the same number of connections: wrk opens one per concurrent request,
 and ghz gets `--connections` equal to the concurrency too (its default is one connection that
-all calls share). `BENCH_SERVERS=ours` (or a comma-separated subset of ours,kserve,mlserver)
+all calls share; `BENCH_GHZ_CONNECTIONS=1` measures that way). `BENCH_SERVERS=ours` (or a comma-separated subset of ours,kserve,mlserver)
 benchmarks fewer servers; `BENCH_DURATION` sets the seconds per point (10).
 """
 
@@ -19,6 +20,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -38,6 +40,8 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / ".bench"
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONCURRENCY = (1, 32)
+#: ghz connections: 0 (default) holds one per concurrent call, as wrk does.
+GHZ_CONNECTIONS = int(os.environ.get("BENCH_GHZ_CONNECTIONS", "0"))
 ROW = [5.0, 3.4, 1.5, 0.2]
 V1_BODY = json.dumps({"instances": [ROW]})
 V2_BODY = json.dumps(
@@ -178,7 +182,7 @@ def ghz(target: str, conc: int, ghz_bin: str) -> tuple[float, float, float, int]
         [
             ghz_bin, "--insecure", "--proto", str(REPO / "runtimes/proto/grpc_predict_v2.proto"),
             "--call", "inference.GRPCInferenceService/ModelInfer", "-d", GRPC_DATA,
-            "-c", str(conc), "-z", f"{DURATION}s", "--connections", str(conc),
+            "-c", str(conc), "-z", f"{DURATION}s", "--connections", str(GHZ_CONNECTIONS or conc),
             "--format", "json", target,
         ],
         capture_output=True, text=True, check=False,
@@ -195,22 +199,31 @@ def ghz(target: str, conc: int, ghz_bin: str) -> tuple[float, float, float, int]
     return doc["rps"], pct[50], pct[99], int(doc["count"])
 
 
-Row = tuple[str, str, int, float, float, float, float]
+Row = tuple[str, str, int, float, float, float, float, float]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(
     server: Server, protocol: str, conc: int, load: Callable[[], tuple[float, float, float, int]]
 ) -> Row:
-    """Run one load point; adds the server's CPU time per completed request."""
-    cpu0 = cpu_seconds(server.proc.pid)
+    """Run one load point; adds the CPU time per completed request of the server and of the
+    load generator (wrk or ghz: on a small machine both share the cores, and at concurrency 1
+    the client's time per call adds to every round trip)."""
+    cpu0, client0 = cpu_seconds(server.proc.pid), _children_cpu()
     rps, p50, p99, count = load()
-    cpu_ms = (cpu_seconds(server.proc.pid) - cpu0) * 1e3 / max(count, 1)
+    n = max(count, 1)
+    cpu_ms = (cpu_seconds(server.proc.pid) - cpu0) * 1e3 / n
+    client_ms = (_children_cpu() - client0) * 1e3 / n
     print(
         f"  {protocol:8} c={conc:<3} {rps:9.0f} req/s  p50 {p50:7.2f} ms  "
-        f"p99 {p99:7.2f} ms  server CPU {cpu_ms:.3f} ms/req",
+        f"p99 {p99:7.2f} ms  CPU ms/req: server {cpu_ms:.3f}, load generator {client_ms:.3f}",
         flush=True,
     )
-    return (server.name, protocol, conc, rps, p50, p99, cpu_ms)
+    return (server.name, protocol, conc, rps, p50, p99, cpu_ms, client_ms)
 
 
 def main() -> None:
@@ -290,16 +303,19 @@ def main() -> None:
     print()
     print(
         f"{'server':22} {'protocol':9} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'CPU ms/req':>10}"
+        f"{'srv CPU ms':>10} {'gen CPU ms':>10}"
     )
-    for name, proto, conc, rps, p50, p99, cpu_ms in rows:
-        print(f"{name:22} {proto:9} {conc:>4} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {cpu_ms:>10.3f}")
+    for name, proto, conc, rps, p50, p99, cpu_ms, client_ms in rows:
+        print(
+            f"{name:22} {proto:9} {conc:>4} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} "
+            f"{cpu_ms:>10.3f} {client_ms:>10.3f}"
+        )
     print()
     print(f"{'server':22} {'RSS MiB':>8} {'cold start s':>13}")
     for name, (rss, cold) in summary.items():
         print(f"{name:22} {rss:>8.1f} {cold:>13.2f}")
     print()
-    by = {(n, p, c): (rps, p99) for n, p, c, rps, _, p99, _ in rows}
+    by = {(n, p, c): (rps, p99) for n, p, c, rps, _, p99, _, _ in rows}
     ours_n, ks_n = "kserve-stack (ours)", "KServe 0.21.0"
     if (ours_n, "V2 gRPC", 32) in by:
         for conc in CONCURRENCY:
