@@ -10,8 +10,9 @@ load, and cold start (process start to /v2/models/iris/ready answering 200). Run
 
 Both load generators hold the same number of connections: wrk opens one per concurrent request,
 and ghz gets `--connections` equal to the concurrency too (its default is one connection that
-all calls share; `BENCH_GHZ_CONNECTIONS=1` measures that way). `BENCH_SERVERS=ours` (or a comma-separated subset of ours,kserve,mlserver)
-benchmarks fewer servers; `BENCH_DURATION` sets the seconds per point (10).
+all calls share; `BENCH_GHZ_CONNECTIONS=1` measures that way). `BENCH_SERVERS=ours` (or a
+comma-separated subset of ours,kserve,mlserver) benchmarks fewer servers; `BENCH_DURATION` sets
+the seconds per point (10).
 """
 
 from __future__ import annotations
