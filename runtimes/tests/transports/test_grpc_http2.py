@@ -240,3 +240,15 @@ def test_sigterm_drains_calls_and_health_watch_follows(
         assert server.proc.wait(20) == 0
     finally:
         server.stop()
+
+
+def test_long_error_message_is_cut_to_fit_the_trailers(
+    stub: pb_grpc.GRPCInferenceServiceStub,
+) -> None:
+    req = pb.ModelInferRequest(model_name="m" * 20_000)
+    req.inputs.add(name="x", datatype="FP32", shape=[1]).contents.fp32_contents.append(1.0)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ModelInfer(req, timeout=10)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    details = info.value.details() or ""
+    assert details.endswith("...") and 4000 < len(details) < 4200

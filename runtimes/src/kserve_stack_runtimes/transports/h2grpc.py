@@ -116,9 +116,15 @@ _RESPONSE_HEADERS = (
 _OK_TRAILERS = _literal(b"grpc-status", b"0")
 
 
+#: Longer status messages are cut, so that trailers always fit one frame (16 KiB at least).
+_MAX_STATUS_MESSAGE = 4096
+
+
 def _status_block(code: int, message: str) -> bytes:
     block = _literal(b"grpc-status", str(code).encode())
     if message:
+        if len(message) > _MAX_STATUS_MESSAGE:
+            message = message[:_MAX_STATUS_MESSAGE] + "..."
         block += _literal(b"grpc-message", _percent_encode(message))
     return block
 
