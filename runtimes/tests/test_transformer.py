@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,7 +43,11 @@ def test_transformer_forwards_to_predictor(
         assert r.status_code == 200, r.text
         assert r.json() == {"predictions": CLASSES}
         assert r.headers["x-request-id"] == "t-1"
-        assert "t-1" in predictor.logs()  # the request id travelled to the predictor
+        # The request id travelled to the predictor (whose log is flushed every 100 ms).
+        deadline = time.monotonic() + 5
+        while "t-1" not in predictor.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "t-1" in predictor.logs()
     else:
         r = httpx.post(
             f"{transformer.url}/v2/models/iris/infer",

@@ -98,7 +98,10 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         "--max_threads",
         type=_positive,
         default=d.max_threads,
-        help=("Threads of the gRPC server's pool for blocking work (default: %(default)s)."),
+        help=(
+            "Accepted for KServe compatibility; has no effect: the gRPC server runs on the "
+            "event loop (default: %(default)s)."
+        ),
     )
     g.add_argument(
         "--max_asyncio_workers",

@@ -19,7 +19,7 @@ class ServerSettings:
     enable_grpc: bool = True
     #: Worker processes sharing the ports with SO_REUSEPORT (``--workers``).
     workers: int = 1
-    #: Threads of the gRPC server's pool for blocking handlers (``--max_threads``).
+    #: KServe's ``--max_threads``: accepted for compatibility, unused (gRPC runs on the loop).
     max_threads: int = 4
     #: Threads of the loop's default executor (``asyncio.to_thread``) (``--max_asyncio_workers``).
     max_asyncio_workers: int | None = None
