@@ -16,7 +16,6 @@ from kserve_stack_api.core import (
     PodSpecFields,
 )
 
-
 ProtocolVersion = Literal["v1", "v2", "grpc-v1", "grpc-v2"]
 
 #: The legacy per-framework blocks of a predictor, in KServe's order.
