@@ -221,6 +221,22 @@ def test_hand_edited_and_deleted_children_are_put_back(kube: Kube, namespace: st
         timeout=30,
     )
     _wait_ready(kube, namespace, "sklearn-iris")
+    # Other children come back too, without waiting for an update of the InferenceService.
+    old_service = kube.core.read_namespaced_service(name, namespace).metadata.uid
+    kube.core.delete_namespaced_service(name, namespace)
+    wait_for(
+        "the deleted Service to come back",
+        lambda: kube.core.read_namespaced_service(name, namespace).metadata.uid != old_service,
+        timeout=30,
+    )
+    routes = kube.resource("gateway.networking.k8s.io/v1", "HTTPRoute")
+    old_route = routes.get(name="sklearn-iris", namespace=namespace).metadata.uid
+    routes.delete(name="sklearn-iris", namespace=namespace)
+    wait_for(
+        "the deleted HTTPRoute to come back",
+        lambda: routes.get(name="sklearn-iris", namespace=namespace).metadata.uid != old_route,
+        timeout=30,
+    )
 
 
 def test_stop_annotation_scales_to_zero_and_resumes(kube: Kube, namespace: str,

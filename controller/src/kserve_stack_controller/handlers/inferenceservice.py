@@ -38,6 +38,16 @@ def _reconcile(operator: Operator, body: Any) -> None:
     )
 
 
+#: Children besides Deployments, watched so that a hand-deleted one is put back.
+OTHER_CHILDREN: tuple[tuple[str, str, str], ...] = (
+    ("", "v1", "services"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("keda.sh", "v1alpha1", "scaledobjects"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+    ("networking.k8s.io", "v1", "ingresses"),
+)
+
+
 def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
     group, version, plural = "serving.kserve.io", "v1beta1", "inferenceservices"
 
@@ -58,26 +68,44 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
             "InferenceService %s/%s deleted; its children are garbage-collected", namespace, name
         )
 
-    @kopf.on.event(
-        "apps",
-        "v1",
-        "deployments",
-        registry=registry,
-        labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ISVC: kopf.PRESENT},
-    )
-    def child_changed(event: kopf.RawEvent, **_: Any) -> None:
+    def owning_isvc(event: kopf.RawEvent) -> dict[str, Any] | None:
+        """The live InferenceService that owns the event's object, if any."""
         obj: dict[str, Any] = dict(event.get("object") or {})
         meta: dict[str, Any] = obj.get("metadata") or {}
         namespace = meta.get("namespace")
         if not operator.in_scope(namespace):
-            return
+            return None
         owner = (meta.get("labels") or {}).get(LABEL_ISVC)
         isvc = operator.kube.get("InferenceService", owner, namespace) if owner else None
         if isvc is None or isvc["metadata"].get("deletionTimestamp"):
-            return
+            return None
         owners: list[dict[str, Any]] = meta.get("ownerReferences") or []
         if not any(o.get("uid") == isvc["metadata"]["uid"] for o in owners):
+            return None
+        return isvc
+
+    children: dict[str, Any] = {  # kopf.PRESENT: the label must exist
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_ISVC: kopf.PRESENT,
+    }
+
+    @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=children)
+    def child_changed(event: kopf.RawEvent, **_: Any) -> None:
+        isvc = owning_isvc(event)
+        if isvc is None:
             return
         # A status change of a Deployment: re-apply only what changed since our last apply
         # (a Deployment whose spec someone edited, a deleted one); refresh the status.
         operator.reconcile(isvc, quick=event.get("type") != "DELETED")
+
+    def child_deleted(event: kopf.RawEvent, **_: Any) -> None:
+        # Any other child that disappears (deleted by hand) is put back at once.
+        if event.get("type") != "DELETED":
+            return
+        isvc = owning_isvc(event)
+        if isvc is not None:
+            operator.reconcile(isvc)
+
+    for group, version, plural in OTHER_CHILDREN:
+        where = (f"{group}/{version}" if group else version, plural)  # "v1": the core group
+        kopf.on.event(*where, registry=registry, labels=children)(child_deleted)
