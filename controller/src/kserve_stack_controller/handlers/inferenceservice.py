@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import kopf
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from kserve_stack_controller.constants import LABEL_ISVC, LABEL_MANAGED_BY, MANAGED_BY
@@ -89,22 +90,32 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
         LABEL_ISVC: kopf.PRESENT,
     }
 
+    def refresh_owner(event: kopf.RawEvent, quick: bool) -> None:
+        try:
+            isvc = owning_isvc(event)
+            if isvc is not None:
+                operator.reconcile(isvc, quick=quick)
+        except (ApiException, urllib3.exceptions.HTTPError) as err:
+            # The API server is away or busy: kopf drops a failed event, and the watch's
+            # next events (or the resume after a restart) bring the owner up to date.
+            meta = (event.get("object") or {}).get("metadata") or {}
+            log.warning(
+                "could not refresh the owner of %s/%s after a child event: %s",
+                meta.get("namespace"),
+                meta.get("name"),
+                getattr(err, "reason", None) or type(err).__name__,
+            )
+
     @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=children)
     def child_changed(event: kopf.RawEvent, **_: Any) -> None:
-        isvc = owning_isvc(event)
-        if isvc is None:
-            return
         # A status change of a Deployment: re-apply only what changed since our last apply
         # (a Deployment whose spec someone edited, a deleted one); refresh the status.
-        operator.reconcile(isvc, quick=event.get("type") != "DELETED")
+        refresh_owner(event, quick=event.get("type") != "DELETED")
 
     def child_deleted(event: kopf.RawEvent, **_: Any) -> None:
         # Any other child that disappears (deleted by hand) is put back at once.
-        if event.get("type") != "DELETED":
-            return
-        isvc = owning_isvc(event)
-        if isvc is not None:
-            operator.reconcile(isvc)
+        if event.get("type") == "DELETED":
+            refresh_owner(event, quick=False)
 
     for group, version, plural in OTHER_CHILDREN:
         where = (f"{group}/{version}" if group else version, plural)  # "v1": the core group
