@@ -379,19 +379,8 @@ def _component(
         stable = Workload(component, stable_name, "stable", pod, live.revision, None)
         canary_replicas = 0 if stopped else max(scaling.min_replicas, 1)
         new = Workload(component, canary_name, "canary", pod, revision, canary_replicas)
-        workloads = [new]
-        objects.append(
-            deployment(
-                isvc,
-                new,
-                pod_labels=pod_labels,
-                pod_annotations=pod_annotations,
-                runtime_name=runtime_name,
-                strategy=strategy,
-            )
-        )
-        objects.append(service(isvc, stable))
-        objects.append(service(isvc, new))
+        # The stable revision keeps serving (and keeps its Service) beside the canary.
+        stable_services = [service(isvc, stable)]
         traffic = [
             TrafficSplit(live.revision, 100 - percent, False, stable_name, behind_activator),
             TrafficSplit(revision, percent, True, canary_name),
@@ -403,19 +392,21 @@ def _component(
     else:
         replicas = _replicas(scaling, stopped, live)
         new = Workload(component, stable_name, "stable", pod, revision, replicas)
-        workloads = [new]
-        objects.append(
-            deployment(
-                isvc,
-                new,
-                pod_labels=pod_labels,
-                pod_annotations=pod_annotations,
-                runtime_name=runtime_name,
-                strategy=strategy,
-            )
-        )
-        objects.append(service(isvc, new))
+        stable_services = []
         traffic = [TrafficSplit(revision, 100, True, stable_name, behind_activator)]
+    workloads = [new]
+    objects.append(
+        deployment(
+            isvc,
+            new,
+            pod_labels=pod_labels,
+            pod_annotations=pod_annotations,
+            runtime_name=runtime_name,
+            strategy=strategy,
+        )
+    )
+    objects.extend(stable_services)
+    objects.append(service(isvc, new))
     labels = base_labels(isvc, component)
     if stopped or scaling.autoscaler in ("none", "external"):
         if not stopped:
