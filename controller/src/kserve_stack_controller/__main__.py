@@ -170,11 +170,15 @@ def webhook_configurations(settings: Settings, ca_bundle: bytes) -> list[dict[st
     kinds = [
         "inferenceservices",
         "servingruntimes",
-        "clusterservingruntimes",
         "inferencegraphs",
         "llminferenceservices",
         "llminferenceserviceconfigs",
     ]
+    # The API server ignores namespaceSelector for cluster-scoped objects: a controller
+    # confined to some namespaces must not gate every ClusterServingRuntime of the cluster
+    # (with failurePolicy Fail, its absence would block them all).
+    if not settings.namespaces:
+        kinds.append("clusterservingruntimes")
     name = settings.webhook_config_name
     return [
         {
