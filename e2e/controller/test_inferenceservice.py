@@ -229,7 +229,28 @@ def test_hand_edited_and_deleted_children_are_put_back(kube: Kube, namespace: st
         lambda: kube.core.read_namespaced_service(name, namespace).metadata.uid != old_service,
         timeout=30,
     )
+
+    # A hand edit of a Service or an HTTPRoute is put back too, the isvc untouched.
+    def service_port() -> int:
+        return int(kube.core.read_namespaced_service(name, namespace).spec.ports[0].port)
+
+    wanted_port = service_port()
+    # A JSON patch: the edited item is a new list entry owned by another field manager.
+    kube.core.patch_namespaced_service(
+        name, namespace, [{"op": "replace", "path": "/spec/ports/0/port", "value": 9999}]
+    )
+    wait_for("the hand-edited Service port to be put back",
+             lambda: service_port() == wanted_port, timeout=30)  # fmt: skip
     routes = kube.resource("gateway.networking.k8s.io/v1", "HTTPRoute")
+    wanted_hosts = routes.get(name="sklearn-iris", namespace=namespace).spec.hostnames
+    routes.patch(name="sklearn-iris", namespace=namespace,
+                 content_type="application/merge-patch+json",
+                 body={"spec": {"hostnames": ["hijacked.example.com"]}})  # fmt: skip
+    wait_for(
+        "the hand-edited HTTPRoute hostnames to be put back",
+        lambda: routes.get(name="sklearn-iris", namespace=namespace).spec.hostnames == wanted_hosts,
+        timeout=30,
+    )
     old_route = routes.get(name="sklearn-iris", namespace=namespace).metadata.uid
     routes.delete(name="sklearn-iris", namespace=namespace)
     wait_for(

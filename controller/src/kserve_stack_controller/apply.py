@@ -85,6 +85,8 @@ class _Applied:
     """What this process last applied for one InferenceService."""
 
     digests: dict[tuple[str, str], tuple[str, int | None]] = field(default_factory=dict)
+    #: The objects applied, to tell a hand edit of a child from a status update.
+    desired: dict[tuple[str, str], JsonDict] = field(default_factory=dict)
     pruned_for: frozenset[tuple[str, str]] | None = None
 
 
@@ -137,7 +139,7 @@ class Applier:
                         result.applied.append({"kind": "Deployment", **current})
                         continue
             try:
-                live = self.kube.apply(owned, self.field_manager)
+                live = self._apply(owned)
             except ApiException as err:
                 if err.status == 404 and obj["kind"] in _CRD_HINT:
                     raise MissingKindError(
@@ -153,12 +155,64 @@ class Applier:
             live.setdefault("kind", obj["kind"])
             result.applied.append(live)
             memo.digests[key] = (digest, live.get("metadata", {}).get("generation"))
+            memo.desired[key] = owned
         if memo.pruned_for != frozenset(wanted):
             result.pruned = self.prune(owner, wanted)
             memo.pruned_for = frozenset(wanted)
         for key in set(memo.digests) - wanted:
             del memo.digests[key]
+            memo.desired.pop(key, None)
         return result
+
+    def _apply(self, owned: JsonDict) -> JsonDict:
+        """Server-side apply of one child. Apply leaves list items that another manager
+        added by hand (a Service port, a route rule) in place, and may then be refused
+        (a duplicate port name): for kinds other than Deployments (whose replicas an
+        autoscaler owns) a merge patch of the spec, which replaces lists whole, puts the
+        child back first."""
+        kind, meta = owned["kind"], owned["metadata"]
+        refused: ApiException | None = None
+        try:
+            live = self.kube.apply(owned, self.field_manager)
+        except ApiException as err:
+            if err.status != 422 or kind == "Deployment" or "spec" not in owned:
+                raise
+            refused, live = err, {}
+        if kind == "Deployment" or "spec" not in owned or (live and _holds(live, owned)):
+            return live
+        log.info(
+            "%s %s/%s holds fields set by another manager: replacing them",
+            kind,
+            meta.get("namespace"),
+            meta["name"],
+        )
+        try:
+            self.kube.merge_patch(
+                kind, meta["name"], meta.get("namespace"), {"spec": owned["spec"]},
+                self.field_manager,
+            )  # fmt: skip
+        except ApiException as err:
+            if refused is not None and err.status == 404:
+                raise refused from None  # not there: the apply itself was refused
+            raise
+        return self.kube.apply(owned, self.field_manager)
+
+    def drifted(self, owner_uid: str, live: Mapping[str, Any]) -> bool:
+        """True when ``live`` (a child as the API server has it) was written by another field
+        manager and no longer holds every field this process applied to it: someone edited
+        it by hand. Fields others add (defaults, status) are no drift. Unknown children
+        (nothing applied yet here) are not judged."""
+        with self._lock:
+            memo = self._applied.get(owner_uid)
+        key = (str(live.get("kind")), str(live["metadata"].get("name")))
+        wanted = memo.desired.get(key) if memo is not None else None
+        # Only another manager's write of the main resource can be an edit: an event of our
+        # own earlier apply may arrive after a newer one changed what is wanted.
+        foreign = any(
+            entry.get("manager") != self.field_manager and not entry.get("subresource")
+            for entry in live["metadata"].get("managedFields") or []
+        )
+        return wanted is not None and foreign and not _holds(live, wanted)
 
     def prune(
         self, owner: Mapping[str, Any], wanted: set[tuple[str, str]]
@@ -178,6 +232,21 @@ class Applier:
                     )
                     pruned.append((kind, name))
         return pruned
+
+
+def _holds(live: Any, wanted: Any) -> bool:
+    """``live`` holds every field of ``wanted`` with the same value (lists item by item)."""
+    if isinstance(wanted, dict):
+        return isinstance(live, dict) and all(
+            k in live and _holds(live[k], v) for k, v in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(wanted)
+            and all(_holds(a, b) for a, b in zip(live, wanted, strict=True))
+        )
+    return bool(live == wanted)
 
 
 def _message(err: ApiException) -> str:

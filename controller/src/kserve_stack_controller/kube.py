@@ -108,6 +108,18 @@ class Kube:
             force_conflicts=force,
         )
 
+    def merge_patch(
+        self, kind: str, name: str, namespace: str | None, body: JsonDict, field_manager: str
+    ) -> JsonDict:
+        """A JSON merge patch: lists in ``body`` replace the live ones whole."""
+        return self.request(
+            "patch",
+            KINDS[kind].path(namespace, name),
+            body=body,
+            content_type="application/merge-patch+json",
+            field_manager=field_manager,
+        )
+
     def delete(
         self, kind: str, name: str, namespace: str | None = None, propagation: str = "Background"
     ) -> bool:

@@ -39,7 +39,7 @@ def _reconcile(operator: Operator, body: Any) -> None:
     )
 
 
-#: Children besides Deployments, watched so that a hand-deleted one is put back.
+#: Children besides Deployments, watched so that a hand-deleted or hand-edited one is put back.
 OTHER_CHILDREN: tuple[tuple[str, str, str], ...] = (
     ("", "v1", "services"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
@@ -112,11 +112,25 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
         # (a Deployment whose spec someone edited, a deleted one); refresh the status.
         refresh_owner(event, quick=event.get("type") != "DELETED")
 
-    def child_deleted(event: kopf.RawEvent, **_: Any) -> None:
-        # Any other child that disappears (deleted by hand) is put back at once.
+    def other_child_changed(event: kopf.RawEvent, **_: Any) -> None:
+        # Any other child that disappears or that someone edits by hand is put back at once;
+        # status updates (a route accepted, an autoscaler's figures) change nothing we set.
         if event.get("type") == "DELETED":
             refresh_owner(event, quick=False)
+        elif event.get("type") == "MODIFIED":
+            obj: dict[str, Any] = dict(event.get("object") or {})
+            owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+            uid = next((o.get("uid") for o in owners if o.get("kind") == "InferenceService"), None)
+            if uid and operator.reconciler.applier.drifted(uid, obj):
+                meta = obj["metadata"]
+                log.info(
+                    "%s %s/%s was edited by hand: putting it back",
+                    obj.get("kind"),
+                    meta.get("namespace"),
+                    meta.get("name"),
+                )
+                refresh_owner(event, quick=False)
 
     for group, version, plural in OTHER_CHILDREN:
         where = (f"{group}/{version}" if group else version, plural)  # "v1": the core group
-        kopf.on.event(*where, registry=registry, labels=children)(child_deleted)
+        kopf.on.event(*where, registry=registry, labels=children)(other_child_changed)
