@@ -66,3 +66,15 @@ def test_reads_and_status(group: str, resource: str, needed: set[str]) -> None:
 def test_no_secret_access_and_runtimes_read_only() -> None:
     assert not _verbs("", "secrets")
     assert not _verbs("serving.kserve.io", "servingruntimes") & {"create", "patch", "delete"}
+
+
+def test_reference_grants_writable_in_the_activator_namespace_only() -> None:
+    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    assert not _verbs("gateway.networking.k8s.io", "referencegrants")  # not cluster-wide
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["rules"] == [{"apiGroups": ["gateway.networking.k8s.io"],
+                              "resources": ["referencegrants"],
+                              "verbs": ["get", "create", "patch"]}]  # fmt: skip
+    binding = next(d for d in docs if d["kind"] == "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == "kserve-stack-controller"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import shutil
 import signal
@@ -406,6 +407,57 @@ def test_config_change_applies_without_restart(kube: Kube, namespace: str,
     url = f"http://sklearn-iris-{namespace}.example.com"
     wait_for("status.url back to the default domain", lambda: _isvc(
         kube, namespace, "sklearn-iris")["status"]["url"] == url, timeout=30)  # fmt: skip
+
+
+def test_activator_reference_grant_follows_the_config(kube: Kube, namespace: str,
+                                                      controller: Controller) -> None:  # fmt: skip
+    """A component at zero is routed to the activator's Service in another namespace: the
+    controller writes the ReferenceGrant there that Gateway API asks for; where that
+    namespace does not exist, a Warning event says so and the service still gets Ready."""
+    grants = kube.resource("gateway.networking.k8s.io/v1beta1", "ReferenceGrant")
+    absent = f"{namespace}-nowhere"
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "inferenceservice-config"},
+                "data": {"activator": json.dumps({"namespace": absent})}},
+               namespace=namespace)  # fmt: skip
+    try:
+        kube.apply(SAMPLES / "lightgbm-keda.yaml", namespace=namespace)
+        _wait_ready(kube, namespace, "lightgbm-iris")
+
+        def warned() -> bool:
+            events = kube.core.list_namespaced_event(
+                namespace, field_selector="involvedObject.name=lightgbm-iris"
+            ).items
+            return any(e.reason == "SharedObjectFailed" and absent in e.message for e in events)
+
+        wait_for("a Warning event about the missing ReferenceGrant", warned, timeout=30)
+        activator_ns = f"{namespace}-act"
+        kube.create_namespace(activator_ns)
+        try:
+            kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "inferenceservice-config"},
+                        "data": {"activator": json.dumps({"namespace": activator_ns})}},
+                       namespace=namespace)  # fmt: skip
+            name = f"kserve-stack-activator-from-{namespace}"
+            grant = wait_for(
+                "the activator's ReferenceGrant",
+                lambda: grants.get(name=name, namespace=activator_ns).to_dict(),
+                timeout=30,
+            )
+            assert grant["spec"]["from"] == [
+                {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": namespace}
+            ]
+            assert grant["spec"]["to"] == [{"group": "", "kind": "Service",
+                                            "name": "kserve-stack-activator"}]  # fmt: skip
+            route = _get(kube, "gateway.networking.k8s.io/v1", "HTTPRoute", "lightgbm-iris",
+                         namespace)  # fmt: skip
+            ref = route["spec"]["rules"][0]["backendRefs"][0]
+            assert (ref["name"], ref["namespace"]) == ("kserve-stack-activator", activator_ns)
+        finally:
+            kube.delete_namespace(activator_ns)
+    finally:
+        kube.core.delete_namespaced_config_map("inferenceservice-config", namespace)
+        kube.resource(*ISVC).delete(name="lightgbm-iris", namespace=namespace)
 
 
 def test_deletion_garbage_collects(kube: Kube, namespace: str, controller: Controller) -> None:

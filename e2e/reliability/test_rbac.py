@@ -46,6 +46,11 @@ def token_kubeconfig(kube: Kube, cluster: Cluster, namespace: str,
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SA}}
     kube.apply([role, binding])
     kube.apply(account, namespace=namespace)
+    # The Role for the activator's ReferenceGrants, bound in the activator's namespace.
+    kube.create_namespace(activator_namespace(namespace))
+    grant_role, grant_binding = docs["Role"], docs["RoleBinding"]
+    grant_binding["subjects"][0]["namespace"] = namespace
+    kube.apply([grant_role, grant_binding], namespace=activator_namespace(namespace))
     try:
         request = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
@@ -69,6 +74,11 @@ def token_kubeconfig(kube: Kube, cluster: Cluster, namespace: str,
             rbac.delete_cluster_role_binding(name)
         with contextlib.suppress(ApiException):
             rbac.delete_cluster_role(name)
+        kube.delete_namespace(activator_namespace(namespace))
+
+
+def activator_namespace(namespace: str) -> str:
+    return f"{namespace}-act"
 
 
 def _isvc(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
@@ -96,6 +106,10 @@ def test_least_privilege_role_is_enough(kube: Kube, namespace: str, token_kubeco
     with pytest.raises(ApiException) as refused:
         restricted.list_namespaced_secret(namespace)
     assert refused.value.status == 403
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "inferenceservice-config"},
+                "data": {"activator": json.dumps({"namespace": activator_namespace(namespace)})}},
+               namespace=namespace)  # fmt: skip
     controller = make_controller(token_kubeconfig)
     controller.start()
     kube.apply(SAMPLES / "sklearn-iris.yaml", namespace=namespace)
@@ -110,6 +124,10 @@ def test_least_privilege_role_is_enough(kube: Kube, namespace: str, token_kubeco
         ("keda.sh/v1alpha1", "ScaledObject", "lightgbm-iris-predictor"),
     ):
         assert _exists(kube, api_version, kind, name, namespace), f"{kind} {name}"
+    wait_for("the activator's ReferenceGrant", lambda: _exists(
+        kube, "gateway.networking.k8s.io/v1beta1", "ReferenceGrant",
+        f"kserve-stack-activator-from-{namespace}", activator_namespace(namespace)),
+        timeout=30)  # fmt: skip
     events = kube.core.list_namespaced_event(
         namespace, field_selector="involvedObject.name=sklearn-iris"
     ).items

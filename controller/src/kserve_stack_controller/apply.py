@@ -100,6 +100,8 @@ class Applier:
         self.field_manager = field_manager
         self._lock = threading.Lock()
         self._applied: dict[str, _Applied] = {}
+        #: Digests of the shared objects (not owned) this process applied.
+        self._shared: dict[tuple[str, str | None, str], str] = {}
 
     def forget(self, uid: str) -> None:
         with self._lock:
@@ -196,6 +198,33 @@ class Applier:
                 raise refused from None  # not there: the apply itself was refused
             raise
         return self.kube.apply(owned, self.field_manager)
+
+    def ensure_shared(self, objects: Iterable[JsonDict]) -> list[str]:
+        """Apply objects that several owners need and none owns (the activator's
+        ReferenceGrant of a namespace), each once per process while it is unchanged.
+        Returns what could not be applied (tried again on the next reconcile)."""
+        problems = []
+        for obj in objects:
+            meta = obj["metadata"]
+            key = (obj["kind"], meta.get("namespace"), meta["name"])
+            digest = _digest(obj)
+            with self._lock:
+                if self._shared.get(key) == digest:
+                    continue
+            try:
+                self.kube.apply(obj, self.field_manager)
+            except ApiException as err:
+                if err.status >= 500 or err.status in (409, 429):
+                    raise
+                problems.append(
+                    f"could not apply {obj['kind']} {meta.get('namespace')}/{meta['name']} "
+                    f"({err.status}: {_message(err)})"
+                )
+                continue
+            log.info("applied %s %s/%s", obj["kind"], meta.get("namespace"), meta["name"])
+            with self._lock:
+                self._shared[key] = digest
+        return problems
 
     def drifted(self, owner_uid: str, live: Mapping[str, Any]) -> bool:
         """True when ``live`` (a child as the API server has it) was written by another field

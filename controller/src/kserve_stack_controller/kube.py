@@ -38,6 +38,7 @@ KINDS: dict[str, Kind] = {
     "ScaledObject": Kind("apis/keda.sh/v1alpha1", "scaledobjects"),
     "HTTPRoute": Kind("apis/gateway.networking.k8s.io/v1", "httproutes"),
     "Ingress": Kind("apis/networking.k8s.io/v1", "ingresses"),
+    "ReferenceGrant": Kind("apis/gateway.networking.k8s.io/v1beta1", "referencegrants"),
     "InferenceService": Kind("apis/serving.kserve.io/v1beta1", "inferenceservices"),
     "ServingRuntime": Kind("apis/serving.kserve.io/v1alpha1", "servingruntimes"),
     "ClusterServingRuntime": Kind(

@@ -37,6 +37,8 @@ class Outcome:
     decisions: list[str] = field(default_factory=list)
     error: ReconcileError | None = None
     pruned: list[tuple[str, str]] = field(default_factory=list)
+    #: Problems that do not stop the children (posted as Warning events).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _strip(body: Mapping[str, Any]) -> JsonDict:
@@ -147,7 +149,11 @@ class Reconciler:
                         deployments[name] = kept
             routed = bool(result.live("HTTPRoute") or result.live("Ingress")) or (plan.url is None)
             status = computed_status(plan, deployments, routed, meta.get("generation"), previous)
-            return Outcome(status, plan.decisions, None, result.pruned)
+            warnings = [
+                f"{problem}: the Gateway ignores a route's backend in another namespace "
+                "without it" for problem in self.applier.ensure_shared(plan.shared)
+            ]  # fmt: skip
+            return Outcome(status, plan.decisions, None, result.pruned, warnings)
         except ReconcileError as err:
             log.warning(
                 "InferenceService %s/%s: %s: %s", namespace, meta["name"], err.reason, err.message
@@ -162,6 +168,7 @@ class Reconciler:
         if outcome.error is not None:
             lines.append(("Warning", outcome.error.reason, outcome.error.message))
         lines += [("Normal", "Reconciled", d) for d in outcome.decisions]
+        lines += [("Warning", "SharedObjectFailed", w) for w in outcome.warnings]
         lines += [
             ("Normal", "Pruned", f"deleted {k} {n}: no longer desired") for k, n in outcome.pruned
         ]

@@ -51,6 +51,19 @@ VIA_ACTIVATOR = {
     "filters": _headers("ns1/z-predictor", "300"),
 }
 DIRECT = {"group": "", "kind": "Service", "name": "z-predictor", "port": 80, "weight": 100}
+GRANT = {
+    "apiVersion": "gateway.networking.k8s.io/v1beta1",
+    "kind": "ReferenceGrant",
+    "metadata": {
+        "name": "kserve-stack-activator-from-ns1",
+        "namespace": "kserve",
+        "labels": {"app.kubernetes.io/managed-by": "kserve-stack-controller"},
+    },
+    "spec": {
+        "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "ns1"}],
+        "to": [{"group": "", "kind": "Service", "name": "kserve-stack-activator"}],
+    },
+}
 
 
 def plan_of(fields: dict[str, Any], annotations: dict[str, str] | None = None,
@@ -106,6 +119,9 @@ def test_route_and_trigger(fields, annotations, config, refs, trigger) -> None: 
         assert plan.components["predictor"].behind_activator
     else:
         assert not plan.components["predictor"].behind_activator
+    # A route that names the activator in another namespace comes with its ReferenceGrant.
+    across = any(ref.get("namespace") for ref in refs)
+    assert plan.shared == ([GRANT] if across else [])
 
 
 def test_external_metrics_keep_their_triggers_and_add_the_activator() -> None:
@@ -145,6 +161,7 @@ def test_explainer_at_zero_is_held_too() -> None:
     rules = objects(plan)["HTTPRoute/z"]["spec"]["rules"]
     assert rules[0]["backendRefs"][0]["filters"] == _headers("ns1/z-explainer", "300")
     assert rules[1]["backendRefs"] == [VIA_ACTIVATOR]
+    assert plan.shared == [GRANT]
 
 
 def test_ingress_cannot_hold_and_says_so() -> None:

@@ -26,7 +26,13 @@ from kserve_stack_controller.builders.autoscaling import (
     scaling_of,
 )
 from kserve_stack_controller.builders.defaulting import default_inference_service
-from kserve_stack_controller.builders.routing import Backend, host_of, http_route, ingress
+from kserve_stack_controller.builders.routing import (
+    Backend,
+    activator_grant,
+    host_of,
+    http_route,
+    ingress,
+)
 from kserve_stack_controller.builders.selection import SelectedRuntime, select_runtime
 from kserve_stack_controller.builders.storage import model_storage
 from kserve_stack_controller.builders.templating import TemplateArgs
@@ -105,6 +111,9 @@ class Plan:
     address: str
     stopped: bool
     decisions: list[str]
+    #: Objects outside the owner's namespace that its children need (the activator's
+    #: ReferenceGrant): shared by many owners, so neither owned nor pruned.
+    shared: list[JsonDict] = field(default_factory=list)
 
 
 def deployment_mode(isvc: InferenceService, config: ControllerConfig) -> str:
@@ -270,6 +279,7 @@ def build(inputs: Inputs) -> Plan:
     entry = components.get("transformer") or components["predictor"]
     address = f"http://{entry.service}.{namespace}.svc.cluster.local"
     url: str | None = None
+    shared: list[JsonDict] = []
     ingress_config = config.ingress
     labels = base_labels(isvc, "ingress")
     if ingress_config.disable_ingress_creation:
@@ -298,6 +308,12 @@ def build(inputs: Inputs) -> Plan:
                 timeout_s=predictor.timeout,
             )
         )
+        if (
+            namespace
+            and namespace != activator.namespace
+            and any(b.activator for b in [*backends, explainer_backend] if b)
+        ):
+            shared.append(activator_grant(activator, namespace))
         url = f"{ingress_config.url_scheme}://{host_of(ingress_config, args)}"
         decisions.append(
             f"HTTPRoute {name} on Gateway {ingress_config.kserve_ingress_gateway} for {url}"
@@ -329,7 +345,7 @@ def build(inputs: Inputs) -> Plan:
             )
     if stopped:
         decisions.append("stopped by serving.kserve.io/stop: every Deployment scaled to 0")
-    return Plan(isvc, objects, keep, components, runtime, url, address, stopped, decisions)
+    return Plan(isvc, objects, keep, components, runtime, url, address, stopped, decisions, shared)
 
 
 def _component(

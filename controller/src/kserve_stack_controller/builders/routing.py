@@ -20,6 +20,8 @@ from kserve_stack_controller.config import ActivatorConfig, IngressConfig
 from kserve_stack_controller.constants import (
     HEADER_ACTIVATOR_HOLD_TIMEOUT,
     HEADER_ACTIVATOR_TARGET,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
 )
 
 JsonDict = dict[str, Any]
@@ -66,6 +68,27 @@ def _activator_ref(backend: Backend, activator: ActivatorConfig, namespace: str 
         }
     ]
     return ref
+
+
+def activator_grant(activator: ActivatorConfig, namespace: str) -> JsonDict:
+    """The ReferenceGrant, in the activator's namespace, that lets the HTTPRoutes of
+    ``namespace`` name the activator's Service (Gateway API ignores a cross-namespace
+    backendRef without one). One per source namespace, shared by its InferenceServices."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": {
+            "name": f"{activator.service_name}-from-{namespace}",
+            "namespace": activator.namespace,
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
+        },
+        "spec": {
+            "from": [
+                {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": namespace}
+            ],
+            "to": [{"group": "", "kind": "Service", "name": activator.service_name}],
+        },
+    }
 
 
 def _hold_of(backends: Sequence[Backend]) -> int:
