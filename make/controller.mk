@@ -1,10 +1,12 @@
 # Targets of the controller (controller/): the operator, its webhooks and the local mode.
 CONTROLLER_RUNTIMES_SRC := charts/kserve-stack/files/runtimes
 CONTROLLER_RUNTIMES_PKG := controller/src/kserve_stack_controller/builtin_runtimes
+CONTROLLER_WEBHOOKS := kustomize/controller/webhooks.yaml
 
 .PHONY: controller-generate
-controller-generate: ## Copy the built-in ClusterServingRuntimes from the chart into the controller package
+controller-generate: ## Copy the built-in ClusterServingRuntimes into the controller package; write kustomize/controller/webhooks.yaml
 	cp $(CONTROLLER_RUNTIMES_SRC)/*.yaml $(CONTROLLER_RUNTIMES_PKG)/
+	$(PY) python -m kserve_stack_controller.webhooks > $(CONTROLLER_WEBHOOKS)
 
 .PHONY: controller-verify
 controller-verify: ## Fail when the controller's copy of the built-in runtimes drifts from the chart's
@@ -14,6 +16,7 @@ controller-verify: ## Fail when the controller's copy of the built-in runtimes d
 	for f in $(CONTROLLER_RUNTIMES_PKG)/*.yaml; do \
 		test -f $(CONTROLLER_RUNTIMES_SRC)/$$(basename $$f) || { echo "stale copy: $$f (run make controller-generate)"; exit 1; }; \
 	done
+	@$(PY) python -m kserve_stack_controller.webhooks | cmp -s - $(CONTROLLER_WEBHOOKS) || { echo "drift: $(CONTROLLER_WEBHOOKS) (run make controller-generate)"; exit 1; }
 	kubectl kustomize kustomize/controller >/dev/null
 
 .PHONY: controller-test

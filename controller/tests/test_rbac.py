@@ -71,10 +71,19 @@ def test_no_secret_access_and_runtimes_read_only() -> None:
 def test_reference_grants_writable_in_the_activator_namespace_only() -> None:
     docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
     assert not _verbs("gateway.networking.k8s.io", "referencegrants")  # not cluster-wide
-    role = next(d for d in docs if d["kind"] == "Role")
+    role = next(d for d in docs if d["metadata"]["name"].endswith("-reference-grants"))
     assert role["rules"] == [{"apiGroups": ["gateway.networking.k8s.io"],
                               "resources": ["referencegrants"],
                               "verbs": ["get", "create", "patch"]}]  # fmt: skip
-    binding = next(d for d in docs if d["kind"] == "RoleBinding")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"][0]["name"] == "kserve-stack-controller"
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert any(b["roleRef"]["name"] == role["metadata"]["name"] for b in bindings)
+
+
+def test_webhook_secret_readable_and_renewable_by_name_only() -> None:
+    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    role = next(d for d in docs if d["metadata"]["name"].endswith("-webhook-tls"))
+    by_verbs = {tuple(r["verbs"]): r.get("resourceNames") for r in role["rules"]}
+    assert by_verbs == {("get", "update"): ["kserve-stack-webhook-tls"], ("create",): None}
+    assert all(r["resources"] == ["secrets"] for r in role["rules"])
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert any(b["roleRef"]["name"] == role["metadata"]["name"] for b in bindings)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kserve_stack_controller.__main__ import webhook_configurations
 from kserve_stack_controller.state import Settings
+from kserve_stack_controller.webhooks import webhook_configurations
 
 
 def _validating(settings: Settings) -> dict[str, Any]:

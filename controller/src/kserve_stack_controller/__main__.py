@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from kserve_stack_controller.handlers import configmap, inferenceservice, servin
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.server import health_app, start_site, tls_context, webhook_app
 from kserve_stack_controller.state import Operator, Settings
+from kserve_stack_controller.webhook_tls import ensure_secret, inject_ca_bundle
+from kserve_stack_controller.webhooks import webhook_configurations
 
 log = logging.getLogger("kserve_stack_controller")
 
@@ -62,7 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook-cert-dir",
         default=None,
         help="Directory with tls.crt and tls.key; serves /mutate and /validate "
-        "over HTTPS. Unset: no webhook server.",
+        "over HTTPS. Unset (and no --webhook-secret): no webhook server.",
+    )
+    hooks.add_argument(
+        "--webhook-secret",
+        default=None,
+        metavar="NAME",
+        help="In a cluster: keep the webhook server's CA and certificate (for the Service "
+        "--webhook-service) in this Secret of --webhook-namespace, made on first start and "
+        "renewed 30 days before it expires, serve with it and write its CA into the "
+        "caBundle of the webhook configurations named --webhook-config-name.",
+    )
+    hooks.add_argument(
+        "--webhook-service",
+        default="kserve-stack-webhook",
+        help="The Service in front of the webhook server, named in the certificate "
+        "(default: %(default)s).",
+    )
+    hooks.add_argument(
+        "--webhook-namespace",
+        default=os.environ.get("POD_NAMESPACE", "kserve"),
+        help="Namespace of --webhook-secret and --webhook-service (default: $POD_NAMESPACE "
+        "or kserve).",
     )
     hooks.add_argument(
         "--webhook-host",
@@ -81,13 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Register the webhooks by URL at start: the base URL the API "
         "server calls (e.g. https://127.0.0.1:9443), its CA taken from ca.crt "
         "in --webhook-cert-dir (else tls.crt). Unset: register them yourself "
-        "(kustomize/controller does it by Service).",
+        "(kustomize/controller installs them by Service, with --webhook-secret).",
     )
     hooks.add_argument(
         "--webhook-config-name",
         default="kserve-stack-webhook",
         help="Name of the (Mutating|Validating)WebhookConfiguration that "
-        "--webhook-url writes (default: %(default)s).",
+        "--webhook-url writes, or whose caBundle --webhook-secret fills in "
+        "(default: %(default)s).",
     )
     ops = parser.add_argument_group("operations")
     ops.add_argument(
@@ -122,85 +146,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
         webhook_cert_dir=args.webhook_cert_dir,
         webhook_url=args.webhook_url,
         webhook_config_name=args.webhook_config_name,
+        webhook_secret=args.webhook_secret,
+        webhook_service=args.webhook_service,
+        webhook_namespace=args.webhook_namespace,
         health_host=args.health_host,
         health_port=args.health_port,
         log_level=args.log_level,
         kubeconfig=args.kubeconfig,
     )
-
-
-def webhook_configurations(settings: Settings, ca_bundle: bytes) -> list[dict[str, Any]]:
-    """URL-registered webhook configurations for the serving.kserve.io kinds."""
-    assert settings.webhook_url
-    base = settings.webhook_url.rstrip("/")
-    scope: dict[str, Any] = {}
-    if settings.namespaces:
-        scope["namespaceSelector"] = {
-            "matchExpressions": [
-                {
-                    "key": "kubernetes.io/metadata.name",
-                    "operator": "In",
-                    "values": sorted(settings.namespaces),
-                }
-            ]
-        }
-
-    def hook(path: str, name: str, resources: list[str], versions: list[str]) -> dict[str, Any]:
-        return {
-            "name": name,
-            "clientConfig": {
-                "url": f"{base}/{path}",
-                "caBundle": base64.b64encode(ca_bundle).decode(),
-            },
-            "rules": [
-                {
-                    "apiGroups": ["serving.kserve.io"],
-                    "apiVersions": versions,
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": resources,
-                }
-            ],
-            "failurePolicy": "Fail",
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 10,
-            **scope,
-        }
-
-    kinds = [
-        "inferenceservices",
-        "servingruntimes",
-        "inferencegraphs",
-        "llminferenceservices",
-        "llminferenceserviceconfigs",
-    ]
-    # The API server ignores namespaceSelector for cluster-scoped objects: a controller
-    # confined to some namespaces must not gate every ClusterServingRuntime of the cluster
-    # (with failurePolicy Fail, its absence would block them all).
-    if not settings.namespaces:
-        kinds.append("clusterservingruntimes")
-    name = settings.webhook_config_name
-    return [
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": name},
-            "webhooks": [
-                hook(
-                    "mutate",
-                    "inferenceservice.defaulter.serving.kserve.io",
-                    ["inferenceservices"],
-                    ["v1beta1"],
-                )
-            ],
-        },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": name},
-            "webhooks": [hook("validate", "validator.serving.kserve.io", kinds, ["*"])],
-        },
-    ]
 
 
 def connection_info(kube: Kube) -> kopf.ConnectionInfo:
@@ -254,6 +207,17 @@ async def run(settings: Settings) -> None:
             )
         )
         log.info("health and metrics on http://%s:%d", settings.health_host, settings.health_port)
+    ca_to_inject: bytes | None = None
+    if settings.webhook_secret:
+        material = await asyncio.to_thread(
+            ensure_secret,
+            kube,
+            settings.webhook_secret,
+            settings.webhook_namespace,
+            settings.webhook_service,
+        )
+        settings.webhook_cert_dir = str(material.write(Path(tempfile.mkdtemp(prefix="kss-tls-"))))
+        ca_to_inject = material.ca_pem
     if settings.webhook_cert_dir:
         cert_dir = Path(settings.webhook_cert_dir)
         runners.append(
@@ -276,6 +240,12 @@ async def run(settings: Settings) -> None:
             log.info(
                 "registered webhooks %s at %s", settings.webhook_config_name, settings.webhook_url
             )
+        elif ca_to_inject is not None:
+            kinds = await asyncio.to_thread(
+                inject_ca_bundle, kube, settings.webhook_config_name, ca_to_inject
+            )
+            if kinds:
+                log.info("CA written into %s %s", " and ".join(kinds), settings.webhook_config_name)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -33,6 +33,7 @@ KINDS: dict[str, Kind] = {
     "Deployment": Kind("apis/apps/v1", "deployments"),
     "Service": Kind("api/v1", "services"),
     "ConfigMap": Kind("api/v1", "configmaps"),
+    "Secret": Kind("api/v1", "secrets"),
     "Event": Kind("api/v1", "events"),
     "HorizontalPodAutoscaler": Kind("apis/autoscaling/v2", "horizontalpodautoscalers"),
     "ScaledObject": Kind("apis/keda.sh/v1alpha1", "scaledobjects"),

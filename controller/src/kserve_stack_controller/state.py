@@ -31,6 +31,9 @@ class Settings:
     webhook_cert_dir: str | None = None
     webhook_url: str | None = None
     webhook_config_name: str = "kserve-stack-webhook"
+    webhook_secret: str | None = None
+    webhook_service: str = "kserve-stack-webhook"
+    webhook_namespace: str = "kserve"
     health_host: str = "0.0.0.0"
     health_port: int = 8081
     log_level: str = "INFO"
