@@ -1,7 +1,7 @@
 """``kserve-stack``: run an InferenceService on this machine, no cluster needed.
 
 kserve-stack quickstart                 # train a sample iris model and serve it
-kserve-stack run -f service.yaml        # serve any sklearn/xgboost/lightgbm model
+kserve-stack run -f service.yaml        # serve a sklearn/xgboost/lightgbm model (+ transformer)
 kserve-stack sample-model --out DIR     # only write the sample model
 kserve-stack runtimes                   # the built-in ClusterServingRuntimes
 kserve-stack config-defaults            # the ConfigMap inferenceservice-config defaults
@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,12 @@ from kserve_stack_controller.config import ControllerConfig, to_configmap_data
 from kserve_stack_controller.local.plan import (
     LocalModeError,
     LocalPlan,
+    local_processes,
     plan_local,
     resolve_command,
 )
 from kserve_stack_controller.local.sample_model import write_sample_model
-from kserve_stack_controller.local.supervisor import Backoff, Supervisor
+from kserve_stack_controller.local.supervisor import Backoff, Supervisor, supervise
 
 DEFAULT_CACHE = Path.home() / ".cache" / "kserve-stack" / "models"
 QUICKSTART_NAME = "sklearn-iris"
@@ -65,46 +66,76 @@ def fetch_model(storage_uri: str, name: str, cache: Path) -> Path:
     return dest
 
 
-def _wait_ready(base: str, name: str, supervisor: Supervisor, timeout: float) -> None:
-    url = f"{base}/v2/health/ready"
+def _wait_ready(bases: list[str], message: str, supervisor: Supervisor, timeout: float) -> None:
+    """Say ``message`` once every server of ``bases`` answers /v2/health/ready."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not supervisor.stopping.is_set():
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    supervisor.say(f"ready: POST {base}/v1/models/{name}:predict")
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.3)
+    for base in bases:
+        url = f"{base}/v2/health/ready"
+        while not supervisor.stopping.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                supervisor.say(f"not ready after {timeout:.0f}s: {url} does not answer 200")
+                return
+            time.sleep(0.3)
     if not supervisor.stopping.is_set():
-        supervisor.say(f"not ready after {timeout:.0f}s: {url} does not answer 200")
+        supervisor.say(message)
+
+
+def _watch_ready(bases: list[str], message: str, supervisor: Supervisor,
+                 timeout: float) -> Callable[[subprocess.Popen[str]], None]:  # fmt: skip
+    def on_start(_process: subprocess.Popen[str]) -> None:
+        threading.Thread(
+            target=_wait_ready, args=(bases, message, supervisor, timeout), daemon=True
+        ).start()
+
+    return on_start
 
 
 def serve(docs: list[dict[str, Any]], args: argparse.Namespace) -> int:
     cache: Path = args.cache_dir
-    http_port = args.port or free_port(args.host)
-    grpc_port = args.grpc_port or free_port(args.host)
-    placeholder = cache / "services" / "_pending"
-    local: LocalPlan = plan_local(docs, placeholder, http_port, grpc_port)
-    name = local.process.name
-    model_dir = fetch_model(local.storage_uri, name, cache) if local.storage_uri else placeholder
-    local = plan_local(docs, model_dir, http_port, grpc_port)
-    if not any(a.startswith("--host") for a in local.process.argv):
-        local.process.argv.append(f"--host={args.host}")
+    local: LocalPlan = plan_local(docs)
+    name = local.name
+    if local.storage_uri:
+        model_dir = fetch_model(local.storage_uri, name, cache)
+    else:
+        model_dir = cache / "services" / "_pending"
+    # --port / --grpc-port are the entry's (the transformer's when there is one, as the
+    # route's); the components behind it get free ports.
+    ports = {
+        part.component: (
+            (part.component == local.entry and args.port) or free_port(args.host),
+            (part.component == local.entry and args.grpc_port) or free_port(args.host),
+        )
+        for part in local.components
+    }
+    processes = local_processes(local, model_dir, args.host, ports)
     for note in local.notes + local.plan.decisions[:1]:
         print(f"[kserve-stack] {note}", flush=True)
-    base = f"http://{args.host}:{http_port}"
-    supervisor = Supervisor(
-        local.process, Backoff(max_restarts=args.max_restarts),
-        on_start=lambda _p: threading.Thread(
-            target=_wait_ready,
-            args=(base, local.process.model_name, supervisor, args.ready_timeout),
-            daemon=True,
-        ).start(),
-    )  # fmt: skip
-    supervisor.say(f"serving {name} at http://{args.host}:{http_port} (Ctrl-C stops)")
-    return supervisor.run()
+    stopping = threading.Event()
+    backoff = Backoff(max_restarts=args.max_restarts)
+    bases = {p.name: f"http://{args.host}:{p.http_port}" for p in processes}
+    entry = processes[-1]
+    supervisors: list[Supervisor] = []
+    for process in processes:
+        if process is entry:
+            # Ready when the whole chain is: the predictor behind, then the entry.
+            waits = list(bases.values())
+            message = f"ready: POST {bases[entry.name]}/v1/models/{entry.model_name}:predict"
+        else:
+            waits = [bases[process.name]]
+            message = f"{process.name} ready at {bases[process.name]}"
+        supervisor = Supervisor(process, backoff, stopping=stopping)
+        supervisor.on_start = _watch_ready(waits, message, supervisor, args.ready_timeout)
+        supervisors.append(supervisor)
+    for process in processes[:-1]:
+        supervisors[-1].say(f"{process.name} at {bases[process.name]} (behind {entry.name})")
+    supervisors[-1].say(f"serving {name} at {bases[entry.name]} (Ctrl-C stops)")
+    return supervise(supervisors)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -158,7 +189,11 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="Address the model server binds (default: %(default)s)."
     )
     parser.add_argument(
-        "--port", type=int, default=0, help="REST port (default: a free port, printed at start)."
+        "--port",
+        type=int,
+        default=0,
+        help="REST port of the service: the transformer's if there is one, else the "
+        "predictor's (default: a free port, printed at start).",
     )
     parser.add_argument(
         "--grpc-port", type=int, default=0, help="gRPC port (default: a free port)."
