@@ -33,10 +33,11 @@ bench-venvs: kserve-venv ## Create the scratch venvs with KServe's server/client
 	$(UV) pip install --quiet --python $(MLSERVER_VENV)/bin/python 'mlserver==1.7.1' 'mlserver-sklearn==1.7.1' 'scikit-learn==1.9.1' 'joblib==1.6.0'
 
 .PHONY: bench-tools
-bench-tools: ## Install the load generators: Debian's wrk (REST) and ghz (gRPC, built with go install)
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+bench-tools: ## Install the load generators: Debian's h2load (REST and gRPC) and wrk (REST), and ghz (gRPC, built with go install)
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq wrk nghttp2-client)
 	@test -x "$$(go env GOPATH)/bin/ghz" || go install github.com/bojand/ghz/cmd/ghz@v0.93.0
 
 .PHONY: bench-runtimes
-bench-runtimes: bench-venvs bench-tools ## Benchmark our server vs KServe's vs MLServer (wrk for REST, ghz for gRPC) and print a table
+bench-runtimes: bench-venvs bench-tools ## Benchmark our server vs KServe's vs MLServer (h2load for REST and gRPC; wrk, ghz for reference) and print a table
 	PATH="$$PATH:$$(go env GOPATH)/bin" $(PY) python runtimes/bench/bench.py

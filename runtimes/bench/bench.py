@@ -1,18 +1,33 @@
 """Benchmark: our model server vs KServe's (PyPI kserve) vs MLServer on one scikit-learn model.
 
-Same model file, same machine, one worker process each (MLServer: parallel_workers=0, since
-its worker pool crashes here), same load generators: wrk (Lua POST script) for REST, ghz for
-gRPC. Reports requests/s and p50/p99 latency at concurrency 1 and 32 for V1 REST, V2 REST and
-V2 gRPC, the CPU time per request of the server (user + system, its whole process tree, from
-/proc) and of the load generator (getrusage of the finished wrk/ghz), the server's RSS after the
-load, and cold start (process start to /v2/models/iris/ready answering 200). Run through
-`make bench-runtimes`.
+Same model file, same machine, one worker process each (MLServer: parallel_workers=0, since its
+worker pool crashes here). Each server answers V1 REST (not MLServer), V2 REST and V2 gRPC at
+concurrency 1 and 32 with one connection per concurrent request, `BENCH_DURATION` seconds (10)
+a point after a warm-up. Reported: requests/s, p50/p99 latency, the CPU time per request of the
+server (user + system of its whole process tree, from /proc) and of the load generator
+(getrusage of the finished generator), the server's RSS after the load, and cold start (process
+start to /v2/models/iris/ready answering 200). Run through `make bench-runtimes`.
 
-Both load generators hold the same number of connections: wrk opens one per concurrent request,
-and ghz gets `--connections` equal to the concurrency too (its default is one connection that
-all calls share; `BENCH_GHZ_CONNECTIONS=1` measures that way). `BENCH_SERVERS=ours` (or a
-comma-separated subset of ours,kserve,mlserver) benchmarks fewer servers; `BENCH_DURATION` sets
-the seconds per point (10).
+Load generators, and why each is used:
+
+* h2load (nghttp2) drives all three protocols on all servers: REST over HTTP/1.1 (`--h1`) and
+  gRPC over h2c (a POST of the length-prefixed ModelInferRequest with `content-type:
+  application/grpc` and `te: trailers`). One generator, in C on libev, spending about as little
+  CPU per request as wrk, so REST and gRPC (and the servers) are compared on the same terms: its
+  figures are the main ones and the targets are judged on them. h2load does not read
+  grpc-status, so before a server's points the exact request bodies are sent once with real
+  clients (grpcio for gRPC, httpx for REST) and the answers checked, and after each point the
+  response bytes h2load received must add up to one verified answer per counted request (a
+  gRPC error is a trailers-only response without any) and no request may have failed; a point
+  that misses either is marked `!`.
+* wrk (REST) and ghz (gRPC) give the reference figures of earlier runs. ghz is a real gRPC
+  client (grpc-go, it checks every status) but spends about 0.2 ms of CPU per call, several
+  times what wrk or h2load spend; at concurrency 1 that time adds to every round trip, so
+  ghz-vs-wrk understates gRPC against REST. `BENCH_GENERATORS=h2load` skips wrk and ghz.
+
+`BENCH_SERVERS=ours` (or a comma-separated subset of ours,kserve,mlserver) benchmarks fewer
+servers; `BENCH_GHZ_CONNECTIONS=1` makes ghz share one connection between all calls (its
+default) instead of one per concurrent call.
 """
 
 from __future__ import annotations
@@ -24,25 +39,31 @@ import re
 import resource
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import grpc
 import httpx
 import joblib
 import numpy as np
+from google.protobuf import json_format
+from kserve_stack_runtimes._generated import grpc_predict_v2_pb2 as pb
 from sklearn.linear_model import LogisticRegression
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / ".bench"
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONCURRENCY = (1, 32)
-#: ghz connections: 0 (default) holds one per concurrent call, as wrk does.
+#: ghz connections: 0 (default) holds one per concurrent call, as wrk and h2load do.
 GHZ_CONNECTIONS = int(os.environ.get("BENCH_GHZ_CONNECTIONS", "0"))
+GENERATORS = set(os.environ.get("BENCH_GENERATORS", "h2load,wrk,ghz").split(","))
 ROW = [5.0, 3.4, 1.5, 0.2]
 V1_BODY = json.dumps({"instances": [ROW]})
 V2_BODY = json.dumps(
@@ -61,6 +82,9 @@ GRPC_DATA = json.dumps(
         ],
     }
 )
+GRPC_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+JSON_HEADERS = ["content-type: application/json"]
+GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"]
 
 
 def free_port() -> int:
@@ -78,6 +102,12 @@ def train(d: Path) -> Path:
     path.parent.mkdir(parents=True)
     joblib.dump(LogisticRegression(max_iter=500).fit(x, y), path)
     return path
+
+
+def grpc_message() -> bytes:
+    """The serialized ModelInferRequest that ghz builds from GRPC_DATA."""
+    message: bytes = json_format.Parse(GRPC_DATA, pb.ModelInferRequest()).SerializeToString()
+    return message
 
 
 def _tree(pid: int) -> list[int]:
@@ -106,14 +136,10 @@ def cpu_seconds(pid: int) -> float:
 def rss_kib(pid: int) -> int:
     """RSS of a process and all its descendants (MLServer runs inference in a child)."""
     total = 0
-    pids = [pid]
-    while pids:
-        p = pids.pop()
+    for p in _tree(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text()
             total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            pids.extend(int(c) for c in children)
         except (FileNotFoundError, AttributeError, ProcessLookupError):
             pass
     return total
@@ -123,8 +149,8 @@ class Server:
     def __init__(
         self, name: str, cmd: list[str], ports: tuple[int, int], cwd: Path, *, v1: bool
     ) -> None:
-        http, grpc = ports
-        self.name, self.http, self.grpc, self.v1 = name, http, grpc, v1
+        http, grpc_port = ports
+        self.name, self.http, self.grpc, self.v1 = name, http, grpc_port, v1
         self.log = open(cwd / f"{name.split(maxsplit=1)[0].lower()}.log", "wb")  # noqa: SIM115
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd)
@@ -149,9 +175,100 @@ class Server:
         self.log.close()
 
 
-def wrk(
-    url: str, body: str, conc: int, work: Path, seconds: int = DURATION
-) -> tuple[float, float, float, int]:
+@dataclass
+class Load:
+    """What one generator run measured."""
+
+    rps: float
+    p50: float
+    p99: float
+    count: int
+    #: The run's answers could not all be verified (failed requests, missing response bytes).
+    suspect: bool = False
+
+
+@dataclass
+class Endpoint:
+    """One protocol of one server: where to send what, and what a verified answer weighs."""
+
+    protocol: str
+    url: str
+    body_file: Path
+    headers: list[str]
+    h1: bool
+    #: Bytes of one verified answer as h2load counts them (the body; gRPC: its DATA payload).
+    answer_bytes: int = 0
+
+
+def check_rest(url: str, body: str) -> int:
+    """Send the benchmark's body once; the answer must be a 200 with a JSON result."""
+    r = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=10)
+    if r.status_code != 200:
+        raise SystemExit(f"{url} answered {r.status_code}: {r.text}")
+    doc = r.json()
+    if not (doc.get("predictions") or doc.get("outputs")):
+        raise SystemExit(f"{url} answered without a prediction: {doc}")
+    return len(r.content)
+
+
+def check_grpc(target: str, message: bytes) -> int:
+    """Send the benchmark's message once with grpcio; the call must end OK with outputs."""
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(GRPC_METHOD)  # no serializers: bytes in, bytes out
+        try:
+            reply = call(message, timeout=10)
+        except grpc.RpcError as exc:
+            raise SystemExit(f"gRPC {target} failed: {exc}") from None
+    if not pb.ModelInferResponse.FromString(reply).outputs:
+        raise SystemExit(f"gRPC {target} answered without outputs")
+    return 5 + len(reply)  # as it travels: compressed flag and length, then the message
+
+
+def h2load(endpoint: Endpoint, conc: int, work: Path, seconds: int = DURATION) -> Load:
+    log = work / "h2load.log"
+    log.unlink(missing_ok=True)  # h2load appends to it
+    cmd = ["h2load", "-t1", f"-c{conc}", "-m1", f"-D{seconds}", "-d", str(endpoint.body_file)]
+    for header in endpoint.headers:
+        cmd += ["-H", header]
+    if endpoint.h1:
+        cmd.append("--h1")
+    out = subprocess.run(
+        [*cmd, f"--log-file={log}", endpoint.url], capture_output=True, text=True, check=False
+    ).stdout
+    finished = re.search(r"finished in ([\d.]+)s", out)
+    counts = re.search(
+        r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored, (\d+) timeout",
+        out,
+    )
+    data = re.search(r"\((\d+)\) data", out)
+    if finished is None or counts is None or data is None:
+        raise SystemExit(f"h2load printed no result:\n{out}")
+    done, ok, failed, errored, timeout = (int(g) for g in counts.groups())
+    # Columns: start (us since epoch), status, duration (us); rows of failed requests as well.
+    rows = [line.split("\t") for line in log.read_text().splitlines()]
+    latencies = np.array([int(r[2]) for r in rows if r[1].startswith("2")]) / 1e3
+    if ok == 0 or latencies.size == 0:
+        raise SystemExit(f"h2load: no successful request on {endpoint.url}:\n{out}")
+    p50, p99 = np.percentile(latencies, [50, 99], method="inverted_cdf")
+    suspect = False
+    if failed or errored or timeout or done != ok:
+        print(f"  h2load: {failed} failed, {errored} errored, {timeout} timed out", flush=True)
+        suspect = True
+    # Each counted answer must have carried the verified body; partial answers of the requests
+    # still in flight when the time ran out may add at most one answer per connection.
+    received, expected = int(data.group(1)), ok * endpoint.answer_bytes
+    if abs(received - expected) > conc * endpoint.answer_bytes:
+        print(
+            f"  h2load: {received} response bytes for {ok} answers of "
+            f"{endpoint.answer_bytes} bytes: some answers were not the verified one",
+            flush=True,
+        )
+        suspect = True
+    return Load(ok / float(finished.group(1)), float(p50), float(p99), ok, suspect)
+
+
+def wrk(url: str, body: str, conc: int, work: Path, seconds: int = DURATION) -> Load:
     script = work / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -175,10 +292,10 @@ def wrk(
     if int(errors):  # non-2xx answers, or timeouts (wrk's is 2 s): shown, not hidden
         print(f"  {errors} of {requests} requests failed or timed out on {url}", flush=True)
     rps = int(requests) / (int(duration_us) / 1e6)
-    return rps, float(p50_us) / 1e3, float(p99_us) / 1e3, int(requests)
+    return Load(rps, float(p50_us) / 1e3, float(p99_us) / 1e3, int(requests), int(errors) > 0)
 
 
-def ghz(target: str, conc: int, ghz_bin: str) -> tuple[float, float, float, int]:
+def ghz(target: str, conc: int, ghz_bin: str) -> Load:
     out = subprocess.run(
         [
             ghz_bin, "--insecure", "--proto", str(REPO / "runtimes/proto/grpc_predict_v2.proto"),
@@ -197,10 +314,15 @@ def ghz(target: str, conc: int, ghz_bin: str) -> tuple[float, float, float, int]
     if failed > conc:
         print(f"  {failed} gRPC calls failed: {doc.get('errorDistribution')}", flush=True)
     pct = {int(p["percentage"]): p["latency"] / 1e6 for p in doc["latencyDistribution"]}
-    return doc["rps"], pct[50], pct[99], int(doc["count"])
+    return Load(doc["rps"], pct[50], pct[99], int(doc["count"]), failed > conc)
 
 
-Row = tuple[str, str, int, float, float, float, float, float]
+@dataclass
+class Figures:
+    load: Load
+    #: CPU ms per completed request: the server's, and the load generator's.
+    server_cpu: float
+    gen_cpu: float
 
 
 def _children_cpu() -> float:
@@ -208,34 +330,133 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(
-    server: Server, protocol: str, conc: int, load: Callable[[], tuple[float, float, float, int]]
-) -> Row:
+def measure(server: Server, label: str, load: Callable[[], Load]) -> Figures:
     """Run one load point; adds the CPU time per completed request of the server and of the
-    load generator (wrk or ghz: on a small machine both share the cores, and at concurrency 1
-    the client's time per call adds to every round trip)."""
+    load generator (on a small machine both share the cores, and at concurrency 1 the
+    client's time per call adds to every round trip)."""
     cpu0, client0 = cpu_seconds(server.proc.pid), _children_cpu()
-    rps, p50, p99, count = load()
-    n = max(count, 1)
-    cpu_ms = (cpu_seconds(server.proc.pid) - cpu0) * 1e3 / n
-    client_ms = (_children_cpu() - client0) * 1e3 / n
+    result = load()
+    n = max(result.count, 1)
+    figures = Figures(
+        result,
+        (cpu_seconds(server.proc.pid) - cpu0) * 1e3 / n,
+        (_children_cpu() - client0) * 1e3 / n,
+    )
     print(
-        f"  {protocol:8} c={conc:<3} {rps:9.0f} req/s  p50 {p50:7.2f} ms  "
-        f"p99 {p99:7.2f} ms  CPU ms/req: server {cpu_ms:.3f}, load generator {client_ms:.3f}",
+        f"  {label:22} {result.rps:9.0f} req/s  p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms"
+        f"  CPU ms/req: server {figures.server_cpu:.3f}, generator {figures.gen_cpu:.3f}"
+        + ("  (!)" if result.suspect else ""),
         flush=True,
     )
-    return (server.name, protocol, conc, rps, p50, p99, cpu_ms, client_ms)
+    return figures
+
+
+@dataclass
+class Row:
+    server: str
+    protocol: str
+    conc: int
+    main: Figures | None  # h2load
+    ref: Figures | None  # wrk (REST) or ghz (gRPC)
+
+
+def _rps(f: Figures | None, width: int = 9) -> str:
+    if f is None:
+        return f"{'-':>{width}}"
+    return f"{f.load.rps:>{width - 1}.0f}" + ("!" if f.load.suspect else " ")
+
+
+def print_table(rows: list[Row], summary: dict[str, tuple[float, float]]) -> None:
+    print()
+    print(f"{'':36}{'h2load (REST and gRPC)':-^52}  {'wrk (REST) / ghz (gRPC)':-^31}")
+    print(
+        f"{'server':21} {'protocol':8} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'srv CPU':>8} {'gen CPU':>8}   {'req/s':>9} {'p99 ms':>8} {'gen CPU':>8}"
+    )
+    for r in rows:
+        m, f = r.main, r.ref
+        line = f"{r.server:21} {r.protocol:8} {r.conc:>4} {_rps(m)}"
+        if m is not None:
+            line += f"{m.load.p50:>8.2f} {m.load.p99:>8.2f} {m.server_cpu:>8.3f} {m.gen_cpu:>8.3f}"
+        else:
+            line += f"{'-':>8} {'-':>8} {'-':>8} {'-':>8}"
+        line += f"   {_rps(f)}"
+        if f is not None:
+            line += f"{f.load.p99:>8.2f} {f.gen_cpu:>8.3f}"
+        print(line)
+    print("CPU columns: CPU ms per request (srv: the server's process tree; gen: the generator).")
+    if any(f is not None and f.load.suspect for r in rows for f in (r.main, r.ref)):
+        print("! failed requests, or answers that were not all the verified one: see the log")
+    print()
+    print(f"{'server':21} {'RSS MiB':>8} {'cold start s':>13}")
+    for name, (rss, cold) in summary.items():
+        print(f"{name:21} {rss:>8.1f} {cold:>13.2f}")
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def print_targets(rows: list[Row], summary: dict[str, tuple[float, float]]) -> None:
+    """The issue's targets, judged on h2load's figures; wrk/ghz's in brackets."""
+    by = {(r.server, r.protocol, r.conc): r for r in rows}
+    ours, ks = "kserve-stack (ours)", "KServe 0.21.0"
+    print()
+    print("targets (judged on h2load; [wrk/ghz] for reference):")
+
+    def ref(a: Figures | None, b: Figures | None, text: Callable[[Load, Load], str]) -> str:
+        return f" [{text(a.load, b.load)}]" if a is not None and b is not None else ""
+
+    for conc in CONCURRENCY:
+        g, r = by.get((ours, "V2 gRPC", conc)), by.get((ours, "V2 REST", conc))
+        if g is None or r is None or g.main is None or r.main is None:
+            continue
+        gm, rm = g.main.load, r.main.load
+        print(
+            f"  gRPC >= REST (ours, c={conc}): {gm.rps:.0f} vs {rm.rps:.0f} req/s, p99 "
+            f"{gm.p99:.2f} vs {rm.p99:.2f} ms"
+            + ref(g.ref, r.ref, lambda a, b: f"ghz {a.rps:.0f} vs wrk {b.rps:.0f} req/s")
+            + f": {_verdict(gm.rps >= rm.rps)}"
+        )
+    if ours not in summary or ks not in summary:
+        return
+    for proto in ("V1 REST", "V2 REST"):
+        o, k = by[(ours, proto, 32)], by[(ks, proto, 32)]
+        if o.main is None or k.main is None:
+            continue
+        om, km = o.main.load, k.main.load
+        print(
+            f"  {proto} c=32 vs KServe: req/s x{om.rps / km.rps:.2f} (want >= 2), "
+            f"p99 x{om.p99 / km.p99:.2f} (want <= 0.5)"
+            + ref(o.ref, k.ref, lambda a, b: f"x{a.rps / b.rps:.2f}, p99 x{a.p99 / b.p99:.2f}")
+            + f": {_verdict(om.rps >= 2 * km.rps and om.p99 <= 0.5 * km.p99)}"
+        )
+    (o_rss, o_cold), (k_rss, k_cold) = summary[ours], summary[ks]
+    print(
+        f"  RSS and cold start vs KServe: {o_rss:.1f} vs {k_rss:.1f} MiB, {o_cold:.2f} vs "
+        f"{k_cold:.2f} s: {_verdict(o_rss <= k_rss and o_cold <= k_cold)}"
+    )
 
 
 def main() -> None:
     ghz_bin = shutil.which("ghz") or str(Path.home() / "go" / "bin" / "ghz")
-    if not Path(ghz_bin).exists():
+    if "ghz" in GENERATORS and not Path(ghz_bin).exists():
         raise SystemExit("ghz not found: go install github.com/bojand/ghz/cmd/ghz@v0.93.0")
-    if not shutil.which("wrk"):
+    if "wrk" in GENERATORS and not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk")
+    if "h2load" in GENERATORS and not shutil.which("h2load"):
+        raise SystemExit("h2load not found: apt-get install nghttp2-client")
     work = Path(tempfile.mkdtemp(prefix="bench-runtimes-"))
     model = train(work)
-    servers = []
+    message = grpc_message()
+    bodies = {
+        "V1 REST": work / "v1.json",
+        "V2 REST": work / "v2.json",
+        "V2 gRPC": work / "grpc.bin",
+    }
+    bodies["V1 REST"].write_text(V1_BODY)
+    bodies["V2 REST"].write_text(V2_BODY)
+    bodies["V2 gRPC"].write_bytes(b"\0" + struct.pack(">I", len(message)) + message)
 
     def ours() -> Server:
         h, g = free_port(), free_port()
@@ -284,60 +505,50 @@ def main() -> None:
             raise SystemExit(f"BENCH_SERVERS: unknown server {key!r}; pick from {list(makers)}")
     for make in (makers[k] for k in chosen):
         server = make()
-        servers.append(server)
         print(f"{server.name}: ready in {server.cold_start:.2f} s", flush=True)
         base = f"http://127.0.0.1:{server.http}"
         grpc_target = f"127.0.0.1:{server.grpc}"
-        wrk(f"{base}/v2/models/iris/infer", V2_BODY, 4, work, seconds=2)  # warm-up, not reported
-        ghz(grpc_target, 4, ghz_bin)  # warm-up, not reported
+        rest_bodies = {"V1 REST": V1_BODY, "V2 REST": V2_BODY}
+        urls = {
+            "V1 REST": f"{base}/v1/models/iris:predict",
+            "V2 REST": f"{base}/v2/models/iris/infer",
+            "V2 gRPC": f"http://{grpc_target}{GRPC_METHOD}",
+        }
+        endpoints = []
+        for proto in ("V1 REST", "V2 REST", "V2 gRPC") if server.v1 else ("V2 REST", "V2 gRPC"):
+            rest = proto != "V2 gRPC"
+            ep = Endpoint(
+                proto, urls[proto], bodies[proto], JSON_HEADERS if rest else GRPC_HEADERS, rest
+            )
+            ep.answer_bytes = (
+                check_rest(ep.url, rest_bodies[proto]) if rest else check_grpc(grpc_target, message)
+            )
+            endpoints.append(ep)
+            if "h2load" in GENERATORS:
+                h2load(ep, 4, work, seconds=2)  # warm-up, not reported
+        if "ghz" in GENERATORS:
+            ghz(grpc_target, 4, ghz_bin)  # warm-up (its own connections), not reported
 
         for conc in CONCURRENCY:
-            if server.v1:
-                v1 = partial(wrk, f"{base}/v1/models/iris:predict", V1_BODY, conc, work)
-                rows.append(measure(server, "V1 REST", conc, v1))
-            v2 = partial(wrk, f"{base}/v2/models/iris/infer", V2_BODY, conc, work)
-            rows.append(measure(server, "V2 REST", conc, v2))
-            rows.append(measure(server, "V2 gRPC", conc, partial(ghz, grpc_target, conc, ghz_bin)))
+            for ep in endpoints:
+                main_figures = ref_figures = None
+                if "h2load" in GENERATORS:
+                    main_figures = measure(
+                        server, f"{ep.protocol} c={conc} h2load", partial(h2load, ep, conc, work)
+                    )
+                if ep.h1 and "wrk" in GENERATORS:
+                    load = partial(wrk, ep.url, rest_bodies[ep.protocol], conc, work)
+                    ref_figures = measure(server, f"{ep.protocol} c={conc} wrk", load)
+                elif not ep.h1 and "ghz" in GENERATORS:
+                    load = partial(ghz, grpc_target, conc, ghz_bin)
+                    ref_figures = measure(server, f"{ep.protocol} c={conc} ghz", load)
+                rows.append(Row(server.name, ep.protocol, conc, main_figures, ref_figures))
         summary[server.name] = (rss_kib(server.proc.pid) / 1024, server.cold_start)
         server.stop()
 
-    print()
-    print(
-        f"{'server':22} {'protocol':9} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'srv CPU ms':>10} {'gen CPU ms':>10}"
-    )
-    for name, proto, conc, rps, p50, p99, cpu_ms, client_ms in rows:
-        print(
-            f"{name:22} {proto:9} {conc:>4} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} "
-            f"{cpu_ms:>10.3f} {client_ms:>10.3f}"
-        )
-    print()
-    print(f"{'server':22} {'RSS MiB':>8} {'cold start s':>13}")
-    for name, (rss, cold) in summary.items():
-        print(f"{name:22} {rss:>8.1f} {cold:>13.2f}")
-    print()
-    by = {(n, p, c): (rps, p99) for n, p, c, rps, _, p99, _, _ in rows}
-    ours_n, ks_n = "kserve-stack (ours)", "KServe 0.21.0"
-    if (ours_n, "V2 gRPC", 32) in by:
-        for conc in CONCURRENCY:
-            g, r = by[(ours_n, "V2 gRPC", conc)], by[(ours_n, "V2 REST", conc)]
-            print(
-                f"target gRPC >= REST (ours, c={conc}): {g[0]:.0f} vs {r[0]:.0f} req/s, "
-                f"p99 {g[1]:.2f} vs {r[1]:.2f} ms"
-            )
-    if ours_n not in summary or ks_n not in summary:
-        shutil.rmtree(work, ignore_errors=True)
-        return
-    for proto in ("V1 REST", "V2 REST"):
-        o, k = by[(ours_n, proto, 32)], by[(ks_n, proto, 32)]
-        print(
-            f"target {proto} c=32: req/s x{o[0] / k[0]:.2f} of KServe (want >= 2), "
-            f"p99 {o[1] / k[1]:.2f} of KServe (want <= 0.5)"
-        )
-    print(
-        f"target RSS/cold start vs KServe: {summary[ours_n][0]:.1f}/{summary[ks_n][0]:.1f} MiB, "
-        f"{summary[ours_n][1]:.2f}/{summary[ks_n][1]:.2f} s"
-    )
+    print_table(rows, summary)
+    if "h2load" in GENERATORS:
+        print_targets(rows, summary)
     shutil.rmtree(work, ignore_errors=True)
 
 
