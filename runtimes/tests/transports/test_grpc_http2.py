@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import grpc
+import hpack
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -252,3 +253,60 @@ def test_long_error_message_is_cut_to_fit_the_trailers(
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     details = info.value.details() or ""
     assert details.endswith("...") and 4000 < len(details) < 4200
+
+
+def test_repeated_header_blocks_follow_the_hpack_table(server: ServerProcess) -> None:
+    """A header block that leaves the HPACK table unchanged is decoded once and then looked up;
+    once the table changes, the same bytes name other headers and must be decoded again."""
+    message = _request(np.ones((1, 1))).SerializeToString()
+    body = b"\0" + struct.pack(">I", len(message)) + message
+    encoder, decoder = hpack.Encoder(), hpack.Decoder()
+
+    def headers(tag: str) -> list[tuple[str, str]]:
+        return [
+            (":method", "POST"),
+            (":scheme", "http"),
+            # Never indexed, as nghttp2 (h2load, Envoy) sends :path: the block is not all indexed.
+            hpack.NeverIndexedHeaderTuple(":path", "/inference.GRPCInferenceService/ModelInfer"),
+            (":authority", "test"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("x-tag", tag),
+        ]
+
+    with socket.create_connection(("127.0.0.1", server.grpc_port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0))
+        buf = bytearray()
+
+        def call(stream_id: int, block: bytes) -> bytes:
+            sock.sendall(_frame(1, 0x4, stream_id, block) + _frame(0, 0x1, stream_id, body))
+            data = b""
+            while True:
+                while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+                    chunk = sock.recv(65536)
+                    assert chunk, "connection closed"
+                    buf.extend(chunk)
+                n = int.from_bytes(buf[:3], "big")
+                ftype, flags, sid = buf[3], buf[4], int.from_bytes(buf[5:9], "big")
+                payload = bytes(buf[9 : 9 + n])
+                del buf[: 9 + n]
+                if sid != stream_id:
+                    continue
+                if ftype == 0:
+                    data += payload
+                elif ftype == 1:
+                    fields = dict(decoder.decode(payload))
+                    if flags & 0x1:  # the trailers
+                        assert fields["grpc-status"] == "0", fields
+                        reply = pb.ModelInferResponse.FromString(data[5:])
+                        tag = reply.raw_output_contents[1]
+                        return tag[4:]
+
+        assert call(1, encoder.encode(headers("one"))) == b"one"  # adds to the table
+        repeated = encoder.encode(headers("one"))  # indexed fields and the literal :path
+        assert call(3, repeated) == b"one"
+        assert call(5, repeated) == b"one"  # looked up
+        assert call(7, encoder.encode(headers("two"))) == b"two"  # x-tag: two goes in front
+        # The same bytes now also carry x-tag: two (the index "one" had), which wins.
+        assert call(9, repeated) == b"two"
