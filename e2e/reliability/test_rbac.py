@@ -48,10 +48,10 @@ def token_kubeconfig(kube: Kube, cluster: Cluster, namespace: str,
     kube.apply(account, namespace=namespace)
     # The Role for the activator's ReferenceGrants, bound in the activator's namespace.
     kube.create_namespace(activator_namespace(namespace))
-    named = {d["metadata"]["name"]: d for d in yaml.safe_load_all(RBAC.read_text()) if d}
-    grant_role = named["kserve-stack-controller-reference-grants"]
-    grant_binding = next(d for d in named.values() if d["kind"] == "RoleBinding"
-                         and d["roleRef"]["name"] == grant_role["metadata"]["name"])  # fmt: skip
+    named = {(d["kind"], d["metadata"]["name"]): d
+             for d in yaml.safe_load_all(RBAC.read_text()) if d}  # fmt: skip
+    grant_role = named["Role", "kserve-stack-controller-reference-grants"]
+    grant_binding = named["RoleBinding", "kserve-stack-controller-reference-grants"]
     grant_binding["subjects"][0]["namespace"] = namespace
     kube.apply([grant_role, grant_binding], namespace=activator_namespace(namespace))
     try:
