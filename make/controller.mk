@@ -1,22 +1,20 @@
 # Targets of the controller (controller/): the operator, its webhooks and the local mode.
-CONTROLLER_RUNTIMES_SRC := charts/kserve-stack/files/runtimes
-CONTROLLER_RUNTIMES_PKG := controller/src/kserve_stack_controller/builtin_runtimes
 CONTROLLER_WEBHOOKS := kustomize/controller/webhooks.yaml
+# The chart installs the same manifests as kustomize/controller, from a checked copy.
+CONTROLLER_MANIFESTS := $(addprefix kustomize/controller/,rbac.yaml deployment.yaml activator.yaml webhooks.yaml)
+CONTROLLER_CHART_FILES := charts/kserve-stack/files/controller
 
 .PHONY: controller-generate
-controller-generate: ## Copy the built-in ClusterServingRuntimes into the controller package; write kustomize/controller/webhooks.yaml
-	cp $(CONTROLLER_RUNTIMES_SRC)/*.yaml $(CONTROLLER_RUNTIMES_PKG)/
+controller-generate: ## Write kustomize/controller/webhooks.yaml; copy kustomize/controller into the chart
 	$(PY) python -m kserve_stack_controller.webhooks > $(CONTROLLER_WEBHOOKS)
+	cp $(CONTROLLER_MANIFESTS) $(CONTROLLER_CHART_FILES)/
 
 .PHONY: controller-verify
-controller-verify: ## Fail when the controller's copy of the built-in runtimes drifts from the chart's
-	@for f in $(CONTROLLER_RUNTIMES_SRC)/*.yaml; do \
-		cmp -s $$f $(CONTROLLER_RUNTIMES_PKG)/$$(basename $$f) || { echo "drift: $$f (run make controller-generate)"; exit 1; }; \
-	done; \
-	for f in $(CONTROLLER_RUNTIMES_PKG)/*.yaml; do \
-		test -f $(CONTROLLER_RUNTIMES_SRC)/$$(basename $$f) || { echo "stale copy: $$f (run make controller-generate)"; exit 1; }; \
-	done
+controller-verify: ## Fail when generated controller manifests (webhooks, the chart's copy of kustomize/controller) drift
 	@$(PY) python -m kserve_stack_controller.webhooks | cmp -s - $(CONTROLLER_WEBHOOKS) || { echo "drift: $(CONTROLLER_WEBHOOKS) (run make controller-generate)"; exit 1; }
+	@for f in $(CONTROLLER_MANIFESTS); do \
+		cmp -s $$f $(CONTROLLER_CHART_FILES)/$$(basename $$f) || { echo "drift: $(CONTROLLER_CHART_FILES)/$$(basename $$f) (run make controller-generate)"; exit 1; }; \
+	done
 	kubectl kustomize kustomize/controller >/dev/null
 
 .PHONY: controller-test

@@ -42,7 +42,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 REPO = Path(__file__).resolve().parents[2]
-RUNTIMES = REPO / "charts" / "kserve-stack" / "files" / "runtimes"
+RUNTIMES = REPO / "controller" / "src" / "kserve_stack_controller" / "builtin_runtimes"
 CONTROLLER = Path(sys.executable).parent / "kserve-stack-controller"
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 LABEL_ISVC = "serving.kserve.io/inferenceservice"

@@ -1,18 +1,43 @@
-"""The built-in runtimes: one source (the chart's files), the package copy identical."""
+"""The built-in runtimes (the package's YAML files, their one source) and their install."""
 
 from __future__ import annotations
 
-from controller_factories import REPO
-from kserve_stack_controller.builtin_runtimes import builtin_runtimes
+from typing import Any
 
-CHART = REPO / "charts" / "kserve-stack" / "files" / "runtimes"
-PACKAGE = REPO / "controller" / "src" / "kserve_stack_controller" / "builtin_runtimes"
+from kserve_stack_controller.builtin_runtimes import (
+    builtin_manifests,
+    builtin_runtimes,
+    install_builtin_runtimes,
+)
+from kubernetes.client.exceptions import ApiException
 
 
-def test_package_copy_matches_the_chart() -> None:
-    chart = {p.name: p.read_bytes() for p in CHART.glob("*.yaml")}
-    package = {p.name: p.read_bytes() for p in PACKAGE.glob("*.yaml")}
-    assert chart == package, "run make controller-generate"
+class RecordingKube:
+    def __init__(self, refuse: str = "") -> None:
+        self.refuse = refuse
+        self.applied: list[dict[str, Any]] = []
+
+    def apply(self, obj: dict[str, Any], field_manager: str) -> dict[str, Any]:
+        if obj["metadata"]["name"] == self.refuse:
+            raise ApiException(status=403, reason="Forbidden")
+        self.applied.append(obj)
+        return obj
+
+
+def test_install_applies_each_with_the_image_asked_for() -> None:
+    kube = RecordingKube(refuse="kserve-xgbserver")
+    installed = install_builtin_runtimes(kube, image="reg.example/rt:1")  # type: ignore[arg-type]
+    assert installed == ["kserve-lgbserver", "kserve-sklearnserver"]  # one refusal, others in
+    for obj in kube.applied:
+        assert obj["kind"] == "ClusterServingRuntime"
+        assert {c["image"] for c in obj["spec"]["containers"]} == {"reg.example/rt:1"}
+        assert (
+            obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kserve-stack-controller"
+        )
+    shipped = {m["metadata"]["name"]: m for m in builtin_manifests()}
+    assert shipped["kserve-lgbserver"]["spec"]["containers"][0]["image"] == (
+        "kserve-stack/runtimes:0.1.0"
+    ), "the image override must not leak into the shipped manifests"
 
 
 def test_kserve_names_and_formats() -> None:

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from controller_factories import REPO
 from kserve_stack_controller.apply import CHILD_KINDS
+from kserve_stack_controller.builtin_runtimes import builtin_manifests
 
 RBAC = REPO / "kustomize" / "controller" / "rbac.yaml"
 WRITE = {"get", "list", "watch", "create", "patch", "update", "delete"}
@@ -87,3 +88,11 @@ def test_webhook_secret_readable_and_renewable_by_name_only() -> None:
     assert all(r["resources"] == ["secrets"] for r in role["rules"])
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
     assert any(b["roleRef"]["name"] == role["metadata"]["name"] for b in bindings)
+
+
+def test_builtin_runtimes_writable_by_name_only() -> None:
+    names = sorted(m["metadata"]["name"] for m in builtin_manifests())
+    rules = [r for r in _rules() if "clusterservingruntimes" in r["resources"]]
+    patch = [r for r in rules if "patch" in r["verbs"]]
+    assert [r.get("resourceNames") for r in patch] == [names]
+    assert not any({"update", "delete"} & set(r["verbs"]) for r in rules)

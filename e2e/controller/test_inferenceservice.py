@@ -30,7 +30,7 @@ pytestmark = pytest.mark.control_plane
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "docs" / "samples" / "inferenceservice"
-RUNTIMES = REPO / "charts" / "kserve-stack" / "files" / "runtimes"
+RUNTIMES = REPO / "controller" / "src" / "kserve_stack_controller" / "builtin_runtimes"
 CONTROLLER = Path(sys.executable).parent / "kserve-stack-controller"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 

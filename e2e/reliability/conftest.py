@@ -32,9 +32,9 @@ def make_controller(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterato
     another); every one is stopped afterwards."""
     made: list[ControllerProcess] = []
 
-    def make(kubeconfig: Path | None = None) -> ControllerProcess:
+    def make(kubeconfig: Path | None = None, args: tuple[str, ...] = ()) -> ControllerProcess:
         log = tmp_path / f"controller-{len(made)}.log"
-        proc = ControllerProcess(kubeconfig or cluster.kubeconfig, namespace, log)
+        proc = ControllerProcess(kubeconfig or cluster.kubeconfig, namespace, log, args)
         made.append(proc)
         return proc
 

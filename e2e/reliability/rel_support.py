@@ -16,7 +16,7 @@ from typing import Any
 from kss_e2e import Kube, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-RUNTIMES = REPO / "charts" / "kserve-stack" / "files" / "runtimes"
+RUNTIMES = REPO / "controller" / "src" / "kserve_stack_controller" / "builtin_runtimes"
 CONTROLLER = Path(sys.executable).parent / "kserve-stack-controller"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 LABEL_ISVC = "serving.kserve.io/inferenceservice"
@@ -63,7 +63,10 @@ class ControllerProcess:
     """kserve-stack-controller watching one namespace; start / SIGKILL / stop at will.
     Every run appends to the same log file."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, namespace: str, log: Path, args: tuple[str, ...] = ()
+    ) -> None:
+        self.args = args
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log = log
@@ -81,7 +84,7 @@ class ControllerProcess:
                 [str(CONTROLLER), "--namespace", self.namespace,
                  "--config-namespace", self.namespace, "--kubeconfig", str(self.kubeconfig),
                  "--health-host", "127.0.0.1", "--health-port", str(self.port),
-                 "--log-level", "INFO"],
+                 "--log-level", "INFO", *self.args],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ},
             )  # fmt: skip
         self.starts += 1

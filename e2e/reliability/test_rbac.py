@@ -100,7 +100,7 @@ def _exists(kube: Kube, api_version: str, kind: str, name: str, namespace: str) 
 
 @pytest.mark.usefixtures("runtimes")
 def test_least_privilege_role_is_enough(kube: Kube, namespace: str, token_kubeconfig: Path,
-                                        make_controller: Callable[[Path], ControllerProcess]
+                                        make_controller: Callable[..., ControllerProcess]
                                         ) -> None:  # fmt: skip
     # The token is not an admin's: what the role does not grant is refused.
     restricted = client.CoreV1Api(
@@ -113,8 +113,13 @@ def test_least_privilege_role_is_enough(kube: Kube, namespace: str, token_kubeco
                 "metadata": {"name": "inferenceservice-config"},
                 "data": {"activator": json.dumps({"namespace": activator_namespace(namespace)})}},
                namespace=namespace)  # fmt: skip
-    controller = make_controller(token_kubeconfig)
+    controller = make_controller(token_kubeconfig, ("--install-builtin-runtimes",))
     controller.start()
+    # It installed the built-in runtimes itself (server-side apply under its own name).
+    runtime = kube.resource("serving.kserve.io/v1alpha1", "ClusterServingRuntime").get(
+        name="kserve-sklearnserver").to_dict()  # fmt: skip
+    managers = {m["manager"] for m in runtime["metadata"]["managedFields"]}
+    assert "kserve-stack-controller" in managers, managers
     kube.apply(SAMPLES / "sklearn-iris.yaml", namespace=namespace)
     kube.apply(SAMPLES / "lightgbm-keda.yaml", namespace=namespace)
     wait_for("sklearn-iris Ready", lambda: ready(_isvc(kube, namespace, "sklearn-iris")),

@@ -630,20 +630,22 @@ def kubectl(layout: Layout, *args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
-def crd_sources(crds_dir: Path) -> list[Path]:
+def crd_sources(crds_dir: Path, project: bool = True) -> list[Path]:
     sources = []
     for sub in DEPENDENCY_CRD_DIRS:
         folder = crds_dir / sub
         if not folder.is_dir():
             raise ClusterError(f"CRD folder {folder} is missing (set KSS_CRDS_DIR or --crds-dir)")
         sources.append(folder)
-    if PROJECT_CRDS.is_dir() and any(PROJECT_CRDS.glob("*.y*ml")):
+    if project and PROJECT_CRDS.is_dir() and any(PROJECT_CRDS.glob("*.y*ml")):
         sources.append(PROJECT_CRDS)
     return sources
 
 
-def install_crds(layout: Layout, api: Api, crds_dir: Path, timeout: float) -> int:
-    sources = crd_sources(crds_dir)
+def install_crds(
+    layout: Layout, api: Api, crds_dir: Path, timeout: float, project: bool = True
+) -> int:
+    sources = crd_sources(crds_dir, project)
     log(f"applying CRDs from {', '.join(s.name for s in sources)} (server-side)")
     args = ["apply", "--server-side", "--force-conflicts", "--field-manager=kss-local-cluster"]
     for src in sources:
@@ -778,7 +780,7 @@ def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
         wait_for("kwok nodes to be Ready", lambda: nodes_ready(api, expected), args.timeout)
         log(f"nodes Ready: {', '.join(sorted(expected))}")
         if not args.no_crds:
-            install_crds(layout, api, args.crds_dir, args.timeout)
+            install_crds(layout, api, args.crds_dir, args.timeout, not args.no_project_crds)
     log(f"cluster up in {time.monotonic() - started:.1f}s")
     print(usage_text(layout, info))
     return 0
@@ -1016,6 +1018,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder holding the dependency CRDs, one subfolder per project (env KSS_CRDS_DIR)",
     )
     up.add_argument("--no-crds", action="store_true", help="do not install any CRD")
+    up.add_argument(
+        "--no-project-crds",
+        action="store_true",
+        help="install the dependencies' CRDs but not serving.kserve.io's (a cluster for "
+        "installing the chart, which brings them)",
+    )
     up.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for each start-up step"
     )

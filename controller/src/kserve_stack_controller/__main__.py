@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from kserve_stack_controller.builtin_runtimes import install_builtin_runtimes
 from kserve_stack_controller.config import CONFIGMAP_NAME
 from kserve_stack_controller.constants import FIELD_MANAGER
 from kserve_stack_controller.handlers import configmap, inferenceservice, servingruntime
@@ -113,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook-url writes, or whose caBundle --webhook-secret fills in "
         "(default: %(default)s).",
     )
+    runtimes = parser.add_argument_group("built-in runtimes")
+    runtimes.add_argument(
+        "--install-builtin-runtimes",
+        action="store_true",
+        help="Server-side apply the built-in ClusterServingRuntimes (kserve-sklearnserver, "
+        "kserve-xgbserver, kserve-lgbserver) at start, as this version ships them.",
+    )
+    runtimes.add_argument(
+        "--runtime-image",
+        default=None,
+        metavar="IMAGE",
+        help="Image of the built-in runtimes' containers (default: the one they name, "
+        "kserve-stack/runtimes:<version>).",
+    )
     ops = parser.add_argument_group("operations")
     ops.add_argument(
         "--health-host",
@@ -147,6 +162,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         webhook_url=args.webhook_url,
         webhook_config_name=args.webhook_config_name,
         webhook_secret=args.webhook_secret,
+        install_runtimes=args.install_builtin_runtimes,
+        runtime_image=args.runtime_image,
         webhook_service=args.webhook_service,
         webhook_namespace=args.webhook_namespace,
         health_host=args.health_host,
@@ -191,6 +208,9 @@ async def run(settings: Settings) -> None:
             settings.config_namespace,
             CONFIGMAP_NAME,
         )
+
+    if settings.install_runtimes:
+        await asyncio.to_thread(install_builtin_runtimes, kube, settings.runtime_image)
 
     registry = kopf.OperatorRegistry()
     inferenceservice.register(registry, operator)

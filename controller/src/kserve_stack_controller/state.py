@@ -34,6 +34,8 @@ class Settings:
     webhook_secret: str | None = None
     webhook_service: str = "kserve-stack-webhook"
     webhook_namespace: str = "kserve"
+    install_runtimes: bool = False
+    runtime_image: str | None = None
     health_host: str = "0.0.0.0"
     health_port: int = 8081
     log_level: str = "INFO"

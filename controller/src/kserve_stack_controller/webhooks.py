@@ -53,7 +53,9 @@ def webhook_configurations(
             config["caBundle"] = base64.b64encode(ca_bundle).decode()
         return config
 
-    def hook(path: str, name: str, resources: list[str], versions: list[str]) -> JsonDict:
+    def hook(
+        path: str, name: str, resources: list[str], versions: list[str], failure: str = "Fail"
+    ) -> JsonDict:
         return {
             "name": name,
             "clientConfig": client_config(path),
@@ -65,25 +67,23 @@ def webhook_configurations(
                     "resources": resources,
                 }
             ],
-            "failurePolicy": "Fail",
+            "failurePolicy": failure,
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 10,
             **scope,
         }
 
-    kinds = [
-        "inferenceservices",
-        "servingruntimes",
-        "inferencegraphs",
-        "llminferenceservices",
-        "llminferenceserviceconfigs",
-    ]
+    kinds = ["inferenceservices", "inferencegraphs", "llminferenceservices",
+             "llminferenceserviceconfigs"]  # fmt: skip
+    # Runtimes are checked too (unknown fields refused, not pruned), but a controller that is
+    # not up yet must not block them: the chart installs the built-in ones in the release
+    # that registers the webhook, and their schema's CEL rules hold every invariant anyway.
+    runtimes = ["servingruntimes"]
     # The API server ignores namespaceSelector for cluster-scoped objects: a controller
-    # confined to some namespaces must not gate every ClusterServingRuntime of the cluster
-    # (with failurePolicy Fail, its absence would block them all).
+    # confined to some namespaces must not gate every ClusterServingRuntime of the cluster.
     if not settings.namespaces:
-        kinds.append("clusterservingruntimes")
+        runtimes.append("clusterservingruntimes")
     name = settings.webhook_config_name
     return [
         {
@@ -103,7 +103,10 @@ def webhook_configurations(
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": name},
-            "webhooks": [hook("validate", "validator.serving.kserve.io", kinds, ["*"])],
+            "webhooks": [
+                hook("validate", "validator.serving.kserve.io", kinds, ["*"]),
+                hook("validate", "runtime.validator.serving.kserve.io", runtimes, ["*"], "Ignore"),
+            ],
         },
     ]
 
