@@ -389,11 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         description="Benchmark kserve-stack-controller against a running API server and "
         "print a table (latency vs the API server's floor, backlog time, memory).",
     )
+    cluster_dir = Path(os.environ.get("KSS_CLUSTER_DIR", REPO / ".cluster"))
     parser.add_argument(
         "--kubeconfig",
         type=Path,
-        default=Path(os.environ.get("KUBECONFIG", REPO / ".cluster" / "kubeconfig")),
-        help="cluster to use (default: $KUBECONFIG, else .cluster/kubeconfig of make cluster)",
+        default=Path(os.environ.get("KUBECONFIG", cluster_dir / "kubeconfig")),
+        help="cluster to use (default: $KUBECONFIG, else the kubeconfig of the local control "
+        "plane that make bench-controller starts: $KSS_CLUSTER_DIR, default .cluster/)",
     )
     parser.add_argument(
         "--latency-count", type=int, default=200,

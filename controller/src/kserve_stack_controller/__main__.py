@@ -21,9 +21,15 @@ from typing import Any
 import kopf
 
 from kserve_stack_controller.builtin_runtimes import install_builtin_runtimes
+from kserve_stack_controller.cache import prime
 from kserve_stack_controller.config import CONFIGMAP_NAME
 from kserve_stack_controller.constants import FIELD_MANAGER
-from kserve_stack_controller.handlers import configmap, inferenceservice, servingruntime
+from kserve_stack_controller.handlers import (
+    caching,
+    configmap,
+    inferenceservice,
+    servingruntime,
+)
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.server import health_app, start_site, tls_context, webhook_app
 from kserve_stack_controller.state import Operator, Settings
@@ -213,6 +219,7 @@ async def run(settings: Settings) -> None:
         await asyncio.to_thread(install_builtin_runtimes, kube, settings.runtime_image)
 
     registry = kopf.OperatorRegistry()
+    caching.register(registry, operator)  # first: the others' handlers read the cache
     inferenceservice.register(registry, operator)
     servingruntime.register(registry, operator)
     configmap.register(registry, operator)
@@ -287,6 +294,9 @@ async def run(settings: Settings) -> None:
         settings.execution.max_workers = 8
         settings.watching.server_timeout = 300
 
+    # Last before kopf: its watches bring every change after this listing.
+    await asyncio.to_thread(prime, kube, operator.cache, settings.namespaces)
+
     ready_flag = asyncio.Event()
 
     async def mark_started() -> None:
@@ -310,6 +320,8 @@ async def run(settings: Settings) -> None:
             await starter
         for runner in runners:
             await runner.cleanup()
+        if not await asyncio.to_thread(operator.reconciler.events.flush, 5.0):
+            log.warning("stopped with events not yet posted")
         log.info("stopped")
 
 

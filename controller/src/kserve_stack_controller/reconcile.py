@@ -10,7 +10,6 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from kserve_stack_api.inferenceservice import InferenceService
@@ -22,8 +21,9 @@ from kserve_stack_controller.builders.inferenceservice import Inputs, LiveWorklo
 from kserve_stack_controller.builders.workload import component_name
 from kserve_stack_controller.cache import RuntimeCache
 from kserve_stack_controller.config import ControllerConfig
-from kserve_stack_controller.constants import ANN_REVISION, COMPONENTS, LABEL_ISVC, MANAGED_BY
+from kserve_stack_controller.constants import ANN_REVISION, COMPONENTS, LABEL_ISVC
 from kserve_stack_controller.errors import InvalidSpecError, ReconcileError
+from kserve_stack_controller.events import EventRecorder
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.status import computed_status, deployment_state, failed_status
 
@@ -61,6 +61,7 @@ class Reconciler:
         self.applier = Applier(kube)
         self.config = config
         self.runtimes = RuntimeCache(kube, parse_runtimes)
+        self.events = EventRecorder(kube)
         self._events_seen: dict[str, tuple[int | None, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
         # One reconcile per object at a time (kopf handlers and watchers may overlap).
@@ -186,37 +187,7 @@ class Reconciler:
                 reason,
                 message,
             )
-            post_event(self.kube, body, event_type, reason, message)
-
-
-def post_event(
-    kube: Kube, body: Mapping[str, Any], event_type: str, reason: str, message: str
-) -> None:
-    meta = body["metadata"]
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta.get("namespace")},
-        "involvedObject": {
-            "apiVersion": body.get("apiVersion"),
-            "kind": body.get("kind"),
-            "name": meta["name"],
-            "namespace": meta.get("namespace"),
-            "uid": meta["uid"],
-        },
-        "type": event_type,
-        "reason": reason,
-        "message": message[:1000],
-        "source": {"component": MANAGED_BY},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
-    try:
-        kube.request("post", f"/api/v1/namespaces/{meta.get('namespace')}/events", body=event)
-    except ApiException as err:  # events are best effort: never fail a reconcile for one
-        log.debug("could not post event %s: %s", reason, err.reason)
+            self.events.record(body, event_type, reason, message)
 
 
 def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:

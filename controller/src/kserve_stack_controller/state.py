@@ -1,5 +1,6 @@
-"""What the running operator shares between its handlers: the Kubernetes client, the
-current configuration (replaced when the ConfigMap changes) and the reconciler."""
+"""What the running operator shares between its handlers: the Kubernetes client (reading the
+watch caches), the current configuration (replaced when the ConfigMap changes) and the
+reconciler."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kserve_stack_controller.cache import ISVC_KIND, CachedKube, ObjectCache
 from kserve_stack_controller.config import ConfigError, ControllerConfig, from_configmap_data
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.metrics import Metrics
@@ -42,15 +45,29 @@ class Settings:
     kubeconfig: str | None = None
 
 
+@dataclass
+class _Run:
+    """A reconcile of one InferenceService in progress, and whether children's events
+    asked for another one meanwhile (``quick`` unless one of them needs a full one)."""
+
+    namespace: str | None
+    name: str
+    again: bool = False
+    quick: bool = True
+
+
 class Operator:
     def __init__(self, kube: Kube, settings: Settings) -> None:
-        self.kube = kube
+        self.cache = ObjectCache()
+        self.kube: Kube = CachedKube(kube, self.cache, self.in_scope)
         self.settings = settings
         self.metrics = Metrics()
         self._config = ControllerConfig()
         self._config_lock = threading.Lock()
-        self.reconciler = Reconciler(kube, self.config)
+        self.reconciler = Reconciler(self.kube, self.config)
         self.started = False
+        self._runs_lock = threading.Lock()
+        self._runs: dict[str, _Run] = {}
 
     def config(self) -> ControllerConfig:
         with self._config_lock:
@@ -73,6 +90,69 @@ class Operator:
         return changed
 
     def reconcile(self, body: Mapping[str, Any], quick: bool = False) -> Outcome:
+        """Reconcile ``body`` now (kopf's create / update / resume, a changed runtime or
+        configuration); the refreshes asked for meanwhile follow it."""
+        self.cache.offer(ISVC_KIND, body)  # a later refresh reads no older version
+        meta = body["metadata"]
+        with self._runs_lock:
+            first = meta["uid"] not in self._runs
+            if first:
+                self._runs[meta["uid"]] = _Run(meta.get("namespace"), meta["name"])
+        try:
+            return self._reconcile(body, quick)
+        finally:
+            if first:
+                self._drain(meta["uid"])
+
+    def refresh(self, body: Mapping[str, Any], quick: bool) -> None:
+        """Reconcile after a child's event. Children's events come in bursts and while the
+        object is being reconciled: then this only asks the running reconcile for one more
+        when it ends, of the object as the cache has it by then, and frees kopf's worker
+        thread (instead of holding it until the object's lock is free)."""
+        meta = body["metadata"]
+        with self._runs_lock:
+            run = self._runs.get(meta["uid"])
+            if run is not None:
+                run.quick = run.quick and quick if run.again else quick
+                run.again = True
+                return
+            self._runs[meta["uid"]] = _Run(meta.get("namespace"), meta["name"])
+        try:
+            self._reconcile(body, quick)
+        finally:
+            self._drain(meta["uid"])
+
+    def _drain(self, uid: str) -> None:
+        """Run the reconciles asked for while one ran, then let the object go."""
+        try:
+            while True:
+                with self._runs_lock:
+                    run = self._runs[uid]
+                    if not run.again:
+                        del self._runs[uid]
+                        return
+                    run.again = False
+                    quick = run.quick
+                body = self.kube.get(ISVC_KIND, run.name, run.namespace)
+                meta = (body or {}).get("metadata") or {}
+                if body is None or meta.get("uid") != uid or meta.get("deletionTimestamp"):
+                    continue
+                try:
+                    self._reconcile(body, quick)
+                except (ApiException, urllib3.exceptions.HTTPError) as err:
+                    # As for a refresh in kopf's thread: the next event brings it up to date.
+                    log.warning(
+                        "InferenceService %s/%s: refresh failed: %s",
+                        run.namespace,
+                        run.name,
+                        getattr(err, "reason", None) or type(err).__name__,
+                    )
+        except BaseException:
+            with self._runs_lock:  # never leave a run behind that later events wait for
+                self._runs.pop(uid, None)
+            raise
+
+    def _reconcile(self, body: Mapping[str, Any], quick: bool) -> Outcome:
         started = time.perf_counter()
         try:
             outcome = self.reconciler.reconcile(body, quick)

@@ -94,7 +94,7 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
         try:
             isvc = owning_isvc(event)
             if isvc is not None:
-                operator.reconcile(isvc, quick=quick)
+                operator.refresh(isvc, quick=quick)
         except (ApiException, urllib3.exceptions.HTTPError) as err:
             # The API server is away or busy: kopf drops a failed event, and the watch's
             # next events (or the resume after a restart) bring the owner up to date.
