@@ -11,8 +11,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import httpx
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from kserve_stack_runtimes.cli import build_parser
 from runtimes_support import SAMPLE, ServerProcess
 
@@ -54,6 +57,46 @@ def test_sigterm_turns_readiness_off_drains_then_exits(
     assert server.proc.wait(20) == 0
     logs = server.logs()
     assert "readiness off, draining 1 in-flight" in logs and "drained" in logs
+
+
+NEEDS_TASK = """
+import asyncio
+import numpy as np
+from kserve_stack_runtimes.model import Model
+
+class NeedsTask(Model):
+    async def load(self):
+        async with asyncio.timeout(5):  # refuses to run outside a task
+            await asyncio.sleep(0)
+        return True
+
+    async def predict(self, payload, headers):
+        async with asyncio.timeout(5):
+            await asyncio.sleep(0)
+        return np.array([1])
+"""
+
+
+def test_async_stages_run_in_a_task_on_rest_and_grpc(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    # The transports run requests inline, without a task, until they first wait; code that
+    # needs a current task (anyio under httpx, asyncio.timeout) must still get one.
+    (tmp_path / "needs_task.py").write_text(NEEDS_TASK)
+    server = start_server(
+        ["custom", "--model_name=m", f"--model_class={tmp_path}/needs_task.py:NeedsTask"]
+    )
+    r = httpx.post(f"{server.url}/v1/models/m:predict", json={"instances": [[1.0]]})
+    assert r.status_code == 200 and r.json() == {"predictions": [1]}, r.text
+    assert httpx.post(f"{server.url}/v2/repository/models/m/load").status_code == 200
+    client = grpcclient.InferenceServerClient(server.grpc_target)
+    x = grpcclient.InferInput("x", [1, 1], "FP32")
+    x.set_data_from_numpy(np.ones((1, 1), dtype=np.float32))
+    assert client.infer("m", [x]).as_numpy("output-0").tolist() == [1]
+    with grpc.insecure_channel(server.grpc_target) as channel:  # load() over gRPC too
+        load = channel.unary_unary("/inference.GRPCInferenceService/RepositoryModelLoad")
+        load(b"\n\x01m", timeout=10)  # RepositoryModelLoadRequest(model_name="m")
+    assert "Traceback" not in server.logs()
 
 
 def test_two_workers_share_the_port_and_sum_metrics(

@@ -19,13 +19,8 @@ import orjson
 #: The id of the request being served by this task ("-" outside a request).
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-# Record attributes that are not ``extra`` fields; uvicorn's "color_message" duplicates msg.
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {
-    "message",
-    "asctime",
-    "request_id",
-    "color_message",
-}
+# Record attributes that are not ``extra`` fields.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 
 
 class RequestIdFilter(logging.Filter):
@@ -40,10 +35,18 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: ts, level, logger, msg, request_id and any ``extra`` fields."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # an access line a request: format the date once a second
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._second_text}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -72,15 +75,26 @@ def configure(level: str = "INFO", config_file: str | None = None) -> None:
         config.setdefault("disable_existing_loggers", False)
         logging.config.dictConfig(config)
         return
-    handler = logging.StreamHandler(_buffered_stderr())
+    handler = _BufferedHandler(_buffered_stderr())
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+    # The JSON lines carry neither the caller's file and line nor thread and process names:
+    # skip looking them up for every record (the logging HOWTO's "Optimization" switches).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
+class _BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that leaves flushing to :func:`flush`: the stock one flushes after every
+    record, which would be a write(2) per access-log line."""
+
+    def flush(self) -> None:
+        pass
 
 
 _STREAM: io.TextIOWrapper | None = None

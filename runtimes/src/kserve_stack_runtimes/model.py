@@ -85,7 +85,7 @@ class Model:
         """Call :meth:`load` (sync or async) and settle ``ready``."""
         load: Any = self.load
         if self._is_async["load"]:
-            result: Any = await load()
+            result: Any = await _in_task(load())
         else:
             # Loading is blocking I/O: keep the event loop (liveness, metrics) answering.
             result = await asyncio.to_thread(self.load)
@@ -97,5 +97,17 @@ class Model:
         """Call one lifecycle stage, awaiting it when it is a coroutine function."""
         result = getattr(self, stage)(payload, headers)
         if self._is_async[stage]:
-            return await result
+            return await _in_task(result)
         return result
+
+
+def _in_task(coro: Any) -> Any:
+    """``coro`` as a task when none is running (else as is), for ``await``.
+
+    The transports run a request inline, without a task, until it first waits (see
+    ``transports/inline.py``); that covers plain-function stages. An ``async def`` stage may
+    need a current task (anyio, and so httpx; ``asyncio.timeout``), so it gets its own.
+    """
+    if asyncio.current_task() is None:
+        return asyncio.ensure_future(coro)
+    return coro

@@ -9,7 +9,6 @@ listeners close and the process exits 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -18,11 +17,10 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import uvicorn
 import uvloop
 
 from kserve_stack_runtimes import logs
@@ -31,17 +29,10 @@ from kserve_stack_runtimes.metrics import Metrics
 from kserve_stack_runtimes.model import Model
 from kserve_stack_runtimes.repository import ModelFactory, ModelRepository
 from kserve_stack_runtimes.settings import ServerSettings
+from kserve_stack_runtimes.transports.http1 import HttpServer
 from kserve_stack_runtimes.transports.rest import RestApp
 
 log = logging.getLogger("kserve_stack_runtimes.server")
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn's server without its own signal handling: the ModelServer owns SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -73,6 +64,9 @@ class ModelServer:
         self.settings = settings or ServerSettings()
         self.factory = factory
         self._shutdown: asyncio.Event | None = None
+        #: Set by a second signal: stop without waiting for requests in flight.
+        self._force = False
+        self._drainer: asyncio.Task[None] | None = None
 
     # -- entry point -------------------------------------------------------------------------
     def start(self, models: Sequence[Model]) -> None:
@@ -101,19 +95,6 @@ class ModelServer:
             repository.add(model)
         dataplane = DataPlane(repository, Metrics(), latency_logging=s.enable_latency_logging)
         app = RestApp(dataplane, s)
-        config = uvicorn.Config(
-            app,
-            http="httptools",
-            ws="none",
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            date_header=False,
-            backlog=2048,
-            timeout_graceful_shutdown=max(1, int(s.graceful_shutdown_timeout)),
-        )
-        server = _Uvicorn(config)
         # One process listens at once and loads behind it, so liveness answers during a long
         # load. Workers share the port (SO_REUSEPORT): each one loads first and only then
         # listens, or the kernel would hand it connections it can only answer with 503.
@@ -121,6 +102,7 @@ class ModelServer:
         if shared_port:
             await self._load_all(repository)
         sock = _bind(s.host, s.http_port, reuse_port=shared_port)
+        http_server = HttpServer(app, sock, max_body=s.max_request_body_bytes)
         grpc_server: Any = None
         if s.enable_grpc:
             from kserve_stack_runtimes.transports.grpc import GrpcServer  # noqa: PLC0415
@@ -131,10 +113,8 @@ class ModelServer:
             await grpc_server.start()
         self._shutdown = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal, sig, server, dataplane, grpc_server)
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.005)
+            loop.add_signal_handler(sig, self._on_signal, sig, dataplane, grpc_server)
+        await http_server.start()
         log.info(
             "listening: REST on %s:%d%s",
             s.host,
@@ -146,12 +126,15 @@ class ModelServer:
             await self._load_all(repository)
         if grpc_server is not None:
             await grpc_server.set_serving(dataplane.ready())
-        await serving
-        flusher.cancel()
-        logs.flush()
+        await self._shutdown.wait()
+        # Requests in flight were drained (or the drain timed out, or a second signal came).
+        grace = 0.0 if self._force else 1.0
+        await http_server.stop(grace)
         if grpc_server is not None:
-            await grpc_server.stop(grace=1.0)
+            await grpc_server.stop(grace)
+        flusher.cancel()
         log.info("server stopped")
+        logs.flush()
 
     async def _load_all(self, repository: ModelRepository) -> None:
         for model in repository.models():
@@ -163,13 +146,12 @@ class ModelServer:
             log.info("model %s loaded in %.3f s", model.name, time.perf_counter() - started)
         log.info("ready: serving models %s", ", ".join(repository.names()))
 
-    def _on_signal(
-        self, sig: int, server: _Uvicorn, dataplane: DataPlane, grpc_server: Any
-    ) -> None:
+    def _on_signal(self, sig: int, dataplane: DataPlane, grpc_server: Any) -> None:
+        assert self._shutdown is not None
         if not dataplane.accepting:
             log.warning("second %s: exiting without waiting", signal.Signals(sig).name)
-            server.force_exit = True
-            server.should_exit = True
+            self._force = True
+            self._shutdown.set()
             return
         dataplane.accepting = False
         log.info(
@@ -177,9 +159,9 @@ class ModelServer:
             signal.Signals(sig).name,
             dataplane.inflight,
         )
-        asyncio.get_running_loop().create_task(self._drain(server, dataplane, grpc_server))
+        self._drainer = asyncio.get_running_loop().create_task(self._drain(dataplane, grpc_server))
 
-    async def _drain(self, server: _Uvicorn, dataplane: DataPlane, grpc_server: Any) -> None:
+    async def _drain(self, dataplane: DataPlane, grpc_server: Any) -> None:
         if grpc_server is not None:
             await grpc_server.set_serving(False)
         deadline = time.monotonic() + self.settings.graceful_shutdown_timeout
@@ -189,7 +171,8 @@ class ModelServer:
             log.warning("drain timed out with %d requests in flight", dataplane.inflight)
         else:
             log.info("drained; closing listeners")
-        server.should_exit = True
+        assert self._shutdown is not None
+        self._shutdown.set()
 
     # -- several processes -------------------------------------------------------------------
     def _run_workers(self, models: Sequence[Model]) -> int:
@@ -225,4 +208,7 @@ class ModelServer:
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        self._run(models)
+        try:
+            self._run(models)
+        finally:
+            logs.flush()  # a forked worker ends in os._exit: no atexit flush

@@ -27,19 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextvars
 import logging
 import socket
 import struct
 import time
-import types
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
 import grpc
 import hpack
 from hpack.exceptions import HPACKError
+
+from kserve_stack_runtimes.transports.inline import run_inline
 
 log = logging.getLogger("kserve_stack_runtimes.grpc")
 
@@ -259,28 +259,6 @@ class _Stream:
         self.task: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timed_out = False
-
-
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, Any, None]:
-    """Continue ``coro``, suspended after yielding ``waiting_on``, as a task's coroutine would."""
-    while True:
-        try:
-            value = yield waiting_on
-        except BaseException as exc:  # the task was cancelled (or a future failed): pass it on
-            try:
-                waiting_on = coro.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting_on = coro.send(value)
-        except StopIteration:
-            return
-
-
-async def _carry_on(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-    await _resume(coro, waiting_on)
 
 
 class _Connection(asyncio.Protocol):
@@ -632,18 +610,7 @@ class _Connection(asyncio.Protocol):
             return
         stream.body = bytearray()
         runner = self._run_stream if stream.method.streaming else self._run_unary
-        coro = runner(stream, messages[0])
-        # Run the handler right here until it first waits: a model whose stages are plain
-        # functions never does, so the call ends without a task or another loop iteration.
-        # If it does wait, a task carries on from where it stopped, in the same context.
-        context = contextvars.copy_context()
-        try:
-            waiting_on = context.run(coro.send, None)
-        except StopIteration:
-            return
-        stream.task = asyncio.get_running_loop().create_task(
-            _carry_on(coro, waiting_on), context=context
-        )
+        stream.task = run_inline(runner(stream, messages[0]))
 
     def _messages(self, stream: _Stream) -> list[bytes] | None:
         body = stream.body

@@ -1,16 +1,17 @@
 """The REST transport: a lean ASGI application serving V1, V2, health, metrics and the OpenAPI spec.
 
-No framework sits between uvicorn and the data plane: a path is split once and dispatched by a
-few comparisons, bodies are read into one bytes object (bounded by ``max_request_body_bytes``) and
-JSON is parsed and written by orjson. Every error leaves as ``{"error": "..."}`` with the status
-from :mod:`kserve_stack_runtimes.errors`; the server never answers a stack trace.
+No framework sits between the HTTP/1.1 server (``transports/http1.py``) and the data plane: a
+path is split once and dispatched by a few comparisons, bodies are read into one bytes object
+(bounded by ``max_request_body_bytes``) and JSON is parsed and written by orjson. Every error
+leaves as ``{"error": "..."}`` with the status from :mod:`kserve_stack_runtimes.errors`; the
+server never answers a stack trace.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -97,7 +98,7 @@ class RestApp:
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
             headers[key.decode("latin-1")] = value.decode("latin-1")
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = headers.get("x-request-id") or os.urandom(16).hex()
         headers["x-request-id"] = request_id
         token = request_id_var.set(request_id)
         dp = self.dp
