@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 
 from kserve_stack_controller.builtin_runtimes import install_builtin_runtimes
-from kserve_stack_controller.cache import prime
+from kserve_stack_controller.cache import PAGE, prime
 from kserve_stack_controller.config import CONFIGMAP_NAME
 from kserve_stack_controller.constants import FIELD_MANAGER
 from kserve_stack_controller.handlers import (
@@ -293,6 +293,8 @@ async def run(settings: Settings) -> None:
         settings.persistence.finalizer = "serving.kserve.io/kserve-stack-controller"
         settings.execution.max_workers = 8
         settings.watching.server_timeout = 300
+        # Lists in pages at start (1,000 InferenceServices are megabytes of JSON at once).
+        settings.watching.chunk_size = PAGE
 
     # Last before kopf: its watches bring every change after this listing.
     await asyncio.to_thread(prime, kube, operator.cache, settings.namespaces)

@@ -228,7 +228,7 @@ def prime(kube: Kube, cache: ObjectCache, namespaces: list[str]) -> None:
     """List every cached kind once (in ``namespaces``; none: the whole cluster) before kopf
     starts, so that the cache holds every object that exists by then; kopf's watches, which
     start after, bring every later change. A kind the API server does not serve (404: its
-    CRD absent) is left out, and read from the API server."""
+    CRD absent) or does not let us list (403) is left out, and read from the API server."""
     for kind in CACHED_KINDS:
         selector = None if kind == ISVC_KIND else CHILD_SELECTOR
         try:
@@ -243,9 +243,9 @@ def prime(kube: Kube, cache: ObjectCache, namespaces: list[str]) -> None:
                     if not params["_continue"]:
                         break
         except ApiException as err:
-            if err.status != 404:
+            if err.status not in (403, 404):
                 raise
-            continue
+            continue  # read from the API server, as before (kopf cannot watch it either)
         cache.primed.add(kind)
 
 

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,10 @@ from kserve_stack_controller.metrics import Metrics
 from kserve_stack_controller.reconcile import Outcome, Reconciler
 
 log = logging.getLogger(__name__)
+
+#: Threads that run the refreshes children's events ask for: few, so that a burst of them
+#: (status changes of many Deployments) leaves CPU time to kopf's event loop and handlers.
+REFRESH_THREADS = 2
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Operator:
         self.started = False
         self._runs_lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
+        self._refreshes = ThreadPoolExecutor(REFRESH_THREADS, thread_name_prefix="refresh")
 
     def config(self) -> ControllerConfig:
         with self._config_lock:
@@ -104,23 +110,26 @@ class Operator:
             if first:
                 self._drain(meta["uid"])
 
-    def refresh(self, body: Mapping[str, Any], quick: bool) -> None:
-        """Reconcile after a child's event. Children's events come in bursts and while the
-        object is being reconciled: then this only asks the running reconcile for one more
-        when it ends, of the object as the cache has it by then, and frees kopf's worker
-        thread (instead of holding it until the object's lock is free)."""
+    def refresh(self, body: Mapping[str, Any], quick: bool) -> Future[None] | None:
+        """Reconcile after a child's event, in one of REFRESH_THREADS threads, of the object
+        as the cache has it then; kopf's thread returns at once. Children's events come in
+        bursts and while the object is being reconciled: one asked for while the object is
+        being reconciled, or while a refresh of it waits, only asks for one more after it."""
         meta = body["metadata"]
         with self._runs_lock:
             run = self._runs.get(meta["uid"])
             if run is not None:
                 run.quick = run.quick and quick if run.again else quick
                 run.again = True
-                return
-            self._runs[meta["uid"]] = _Run(meta.get("namespace"), meta["name"])
+                return None
+            self._runs[meta["uid"]] = _Run(meta.get("namespace"), meta["name"], True, quick)
+        return self._refreshes.submit(self._refresh, meta["uid"])
+
+    def _refresh(self, uid: str) -> None:
         try:
-            self._reconcile(body, quick)
-        finally:
-            self._drain(meta["uid"])
+            self._drain(uid)
+        except Exception:
+            log.exception("refresh of InferenceService %s failed", uid)
 
     def _drain(self, uid: str) -> None:
         """Run the reconciles asked for while one ran, then let the object go."""
