@@ -3,10 +3,13 @@
 Same model file, same machine, one worker process each (MLServer: parallel_workers=0, since its
 worker pool crashes here). Each server answers V1 REST (not MLServer), V2 REST and V2 gRPC at
 concurrency 1 and 32 with one connection per concurrent request, `BENCH_DURATION` seconds (10)
-a point after a warm-up. Reported: requests/s, p50/p99 latency, the CPU time per request of the
-server (user + system of its whole process tree, from /proc) and of the load generator
-(getrusage of the finished generator), the server's RSS after the load, and cold start (process
-start to /v2/models/iris/ready answering 200). Run through `make bench-runtimes`.
+a point after a warm-up. The servers run side by side (idle between their points: under 1 %
+of a core each) and each point is measured on every server in turn, so that load from other
+processes on a shared machine falls on all of them alike. Reported: requests/s, p50/p99
+latency, the CPU time per request of the server (user + system of its whole process tree, from
+/proc) and of the load generator (getrusage of the finished generator), the server's RSS after
+the load, and cold start (process start to /v2/models/iris/ready answering 200). Run through
+`make bench-runtimes`.
 
 Load generators, and why each is used:
 
@@ -83,6 +86,7 @@ GRPC_DATA = json.dumps(
     }
 )
 GRPC_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+PROTOCOLS = ("V1 REST", "V2 REST", "V2 gRPC")
 JSON_HEADERS = ["content-type: application/json"]
 GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"]
 
@@ -343,7 +347,7 @@ def measure(server: Server, label: str, load: Callable[[], Load]) -> Figures:
         (_children_cpu() - client0) * 1e3 / n,
     )
     print(
-        f"  {label:22} {result.rps:9.0f} req/s  p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms"
+        f"  {label:46} {result.rps:7.0f} req/s  p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms"
         f"  CPU ms/req: server {figures.server_cpu:.3f}, generator {figures.gen_cpu:.3f}"
         + ("  (!)" if result.suspect else ""),
         flush=True,
@@ -503,48 +507,63 @@ def main() -> None:
     for key in chosen:
         if key not in makers:
             raise SystemExit(f"BENCH_SERVERS: unknown server {key!r}; pick from {list(makers)}")
-    for make in (makers[k] for k in chosen):
-        server = make()
-        print(f"{server.name}: ready in {server.cold_start:.2f} s", flush=True)
-        base = f"http://127.0.0.1:{server.http}"
-        grpc_target = f"127.0.0.1:{server.grpc}"
-        rest_bodies = {"V1 REST": V1_BODY, "V2 REST": V2_BODY}
-        urls = {
-            "V1 REST": f"{base}/v1/models/iris:predict",
-            "V2 REST": f"{base}/v2/models/iris/infer",
-            "V2 gRPC": f"http://{grpc_target}{GRPC_METHOD}",
-        }
-        endpoints = []
-        for proto in ("V1 REST", "V2 REST", "V2 gRPC") if server.v1 else ("V2 REST", "V2 gRPC"):
-            rest = proto != "V2 gRPC"
-            ep = Endpoint(
-                proto, urls[proto], bodies[proto], JSON_HEADERS if rest else GRPC_HEADERS, rest
-            )
-            ep.answer_bytes = (
-                check_rest(ep.url, rest_bodies[proto]) if rest else check_grpc(grpc_target, message)
-            )
-            endpoints.append(ep)
-            if "h2load" in GENERATORS:
-                h2load(ep, 4, work, seconds=2)  # warm-up, not reported
-        if "ghz" in GENERATORS:
-            ghz(grpc_target, 4, ghz_bin)  # warm-up (its own connections), not reported
-
-        for conc in CONCURRENCY:
-            for ep in endpoints:
-                main_figures = ref_figures = None
+    rest_bodies = {"V1 REST": V1_BODY, "V2 REST": V2_BODY}
+    servers: list[Server] = []
+    endpoints: dict[tuple[str, str], Endpoint] = {}
+    try:
+        for make in (makers[k] for k in chosen):
+            server = make()
+            servers.append(server)
+            print(f"{server.name}: ready in {server.cold_start:.2f} s", flush=True)
+            base = f"http://127.0.0.1:{server.http}"
+            urls = {
+                "V1 REST": f"{base}/v1/models/iris:predict",
+                "V2 REST": f"{base}/v2/models/iris/infer",
+                "V2 gRPC": f"http://127.0.0.1:{server.grpc}{GRPC_METHOD}",
+            }
+            for proto in PROTOCOLS if server.v1 else PROTOCOLS[1:]:
+                rest = proto != "V2 gRPC"
+                headers = JSON_HEADERS if rest else GRPC_HEADERS
+                ep = Endpoint(proto, urls[proto], bodies[proto], headers, rest)
+                ep.answer_bytes = (
+                    check_rest(ep.url, rest_bodies[proto])
+                    if rest
+                    else check_grpc(f"127.0.0.1:{server.grpc}", message)
+                )
+                endpoints[(server.name, proto)] = ep
                 if "h2load" in GENERATORS:
-                    main_figures = measure(
-                        server, f"{ep.protocol} c={conc} h2load", partial(h2load, ep, conc, work)
-                    )
-                if ep.h1 and "wrk" in GENERATORS:
-                    load = partial(wrk, ep.url, rest_bodies[ep.protocol], conc, work)
-                    ref_figures = measure(server, f"{ep.protocol} c={conc} wrk", load)
-                elif not ep.h1 and "ghz" in GENERATORS:
-                    load = partial(ghz, grpc_target, conc, ghz_bin)
-                    ref_figures = measure(server, f"{ep.protocol} c={conc} ghz", load)
-                rows.append(Row(server.name, ep.protocol, conc, main_figures, ref_figures))
-        summary[server.name] = (rss_kib(server.proc.pid) / 1024, server.cold_start)
-        server.stop()
+                    h2load(ep, 4, work, seconds=2)  # warm-up, not reported
+            if "ghz" in GENERATORS:
+                ghz(f"127.0.0.1:{server.grpc}", 4, ghz_bin)  # warm-up (own connections)
+
+        # Each point on every server in turn, so that load from other processes on a shared
+        # machine falls on all of them alike rather than on whichever server runs then.
+        for conc in CONCURRENCY:
+            for proto in PROTOCOLS:
+                for server in servers:
+                    if (server.name, proto) not in endpoints:
+                        continue
+                    ep = endpoints[(server.name, proto)]
+                    label = f"{server.name}: {proto} c={conc}"
+                    main_figures = ref_figures = None
+                    if "h2load" in GENERATORS:
+                        main_figures = measure(
+                            server, f"{label} h2load", partial(h2load, ep, conc, work)
+                        )
+                    if ep.h1 and "wrk" in GENERATORS:
+                        load = partial(wrk, ep.url, rest_bodies[proto], conc, work)
+                        ref_figures = measure(server, f"{label} wrk", load)
+                    elif not ep.h1 and "ghz" in GENERATORS:
+                        load = partial(ghz, f"127.0.0.1:{server.grpc}", conc, ghz_bin)
+                        ref_figures = measure(server, f"{label} ghz", load)
+                    rows.append(Row(server.name, proto, conc, main_figures, ref_figures))
+        for server in servers:
+            summary[server.name] = (rss_kib(server.proc.pid) / 1024, server.cold_start)
+    finally:
+        for server in servers:
+            server.stop()
+    order = [server.name for server in servers]
+    rows.sort(key=lambda r: (order.index(r.server), r.conc, PROTOCOLS.index(r.protocol)))
 
     print_table(rows, summary)
     if "h2load" in GENERATORS:
