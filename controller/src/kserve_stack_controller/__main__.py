@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from kserve_stack_controller import memory
 from kserve_stack_controller.builtin_runtimes import install_builtin_runtimes
 from kserve_stack_controller.cache import PAGE, prime
 from kserve_stack_controller.config import CONFIGMAP_NAME
@@ -291,6 +292,10 @@ async def run(settings: Settings) -> None:
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # events are posted by the reconciler, once each
         settings.persistence.finalizer = "serving.kserve.io/kserve-stack-controller"
+        # What was handled is remembered in memory, not written onto each object; a retry's
+        # progress (rare) is kept in annotations only (InferenceService status has no room).
+        settings.persistence.diffbase_storage = operator.handled
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
         settings.execution.max_workers = 8
         settings.watching.server_timeout = 300
         # Lists in pages at start (1,000 InferenceServices are megabytes of JSON at once).
@@ -307,6 +312,7 @@ async def run(settings: Settings) -> None:
         log.info("watching %s", ", ".join(settings.namespaces) or "every namespace")
 
     starter = asyncio.create_task(mark_started())
+    trimmer = asyncio.create_task(memory.trim_while_busy(operator.metrics.reconcile_count))
     try:
         await kopf.operator(
             registry=registry,
@@ -317,9 +323,10 @@ async def run(settings: Settings) -> None:
             stop_flag=stop,
         )
     finally:
-        starter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starter
+        for task in (starter, trimmer):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for runner in runners:
             await runner.cleanup()
         if not await asyncio.to_thread(operator.reconciler.events.flush, 5.0):
@@ -340,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.log_level != "DEBUG":  # one line per handler call is noise; ours say more
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
+        memory.limit_arenas()  # before any thread starts
         asyncio.run(run(settings))
     except FileNotFoundError as err:
         log.error("%s", err)

@@ -9,7 +9,6 @@ when the desired set changed. A new process remembers nothing and does everythin
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -66,9 +65,9 @@ def owner_reference(owner: Mapping[str, Any]) -> JsonDict:
 
 
 def with_owner(obj: JsonDict, owner: Mapping[str, Any]) -> JsonDict:
-    result = copy.deepcopy(obj)
-    result["metadata"]["ownerReferences"] = [owner_reference(owner)]
-    return result
+    """``obj`` with ``owner`` as its controller; ``obj`` is left as it is, and what they
+    share is only read afterwards (sent, digested), never changed."""
+    return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner_reference(owner)]}}
 
 
 @dataclass

@@ -21,6 +21,8 @@ from kserve_stack_controller.kube import Kube
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 
+#: Longer messages are cut (the API server's own limit for an event's note is 1 KiB).
+MESSAGE_LIMIT = 1000
 #: Events waiting to be posted; past it, new ones are dropped (an API server away for long).
 QUEUE_LIMIT = 10_000
 
@@ -41,7 +43,7 @@ def event_for(body: Mapping[str, Any], event_type: str, reason: str, message: st
         },
         "type": event_type,
         "reason": reason,
-        "message": message[:1000],
+        "message": message[:MESSAGE_LIMIT],
         "source": {"component": MANAGED_BY},
         "firstTimestamp": now,
         "lastTimestamp": now,

@@ -58,6 +58,11 @@ def _raw(_client: object, data: JsonDict) -> JsonDict:
     return data
 
 
+#: Connections kept to the API server: kopf's handler threads (8), the refresh threads (2),
+#: the event poster and the event loop's helper threads.
+POOL_SIZE = 16
+
+
 class Kube:
     """JSON requests to the API server of a kubeconfig (or the in-cluster account)."""
 
@@ -70,9 +75,13 @@ class Kube:
         """In-cluster credentials when running in a pod, else the kubeconfig."""
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return cls(client.ApiClient())
+            api_client = client.ApiClient()
         except config.ConfigException:
-            return cls(config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
+            api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        # One kept-alive connection per thread that talks to the API server: a connection
+        # the pool cannot keep is closed, and the next request pays a new TLS handshake.
+        api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = POOL_SIZE
+        return cls(api_client)
 
     def request(self, method: str, path: str, body: Any = None, **params: Any) -> JsonDict:
         result = self._dynamic.request(method, path, body=body, serializer=_raw, **params)

@@ -18,6 +18,10 @@ class Metrics:
             self.reconciles[result] += 1
             self.reconcile_seconds_sum += seconds
 
+    def reconcile_count(self) -> int:
+        with self._lock:
+            return sum(self.reconciles.values())
+
     def admitted(self, webhook: str, allowed: bool) -> None:
         with self._lock:
             self.admissions[(webhook, "true" if allowed else "false")] += 1

@@ -23,7 +23,7 @@ from kserve_stack_controller.cache import RuntimeCache
 from kserve_stack_controller.config import ControllerConfig
 from kserve_stack_controller.constants import ANN_REVISION, COMPONENTS, LABEL_ISVC
 from kserve_stack_controller.errors import InvalidSpecError, ReconcileError
-from kserve_stack_controller.events import EventRecorder
+from kserve_stack_controller.events import MESSAGE_LIMIT, EventRecorder
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.status import computed_status, deployment_state, failed_status
 
@@ -168,7 +168,9 @@ class Reconciler:
         lines: list[tuple[str, str, str]] = []
         if outcome.error is not None:
             lines.append(("Warning", outcome.error.reason, outcome.error.message))
-        lines += [("Normal", "Reconciled", d) for d in outcome.decisions]
+        # The decisions of one reconcile go out as one event (or a few, when long): an event
+        # is a write to etcd, and an InferenceService makes several decisions at once.
+        lines += [("Normal", "Reconciled", m) for m in _joined(outcome.decisions, MESSAGE_LIMIT)]
         lines += [("Warning", "SharedObjectFailed", w) for w in outcome.warnings]
         lines += [
             ("Normal", "Pruned", f"deleted {k} {n}: no longer desired") for k, n in outcome.pruned
@@ -188,6 +190,17 @@ class Reconciler:
                 message,
             )
             self.events.record(body, event_type, reason, message)
+
+
+def _joined(parts: list[str], limit: int) -> list[str]:
+    """``parts`` joined by "; " into as few messages of at most ``limit`` characters as fit."""
+    messages: list[str] = []
+    for part in parts:
+        if messages and len(messages[-1]) + 2 + len(part) <= limit:
+            messages[-1] += "; " + part
+        else:
+            messages.append(part)
+    return messages
 
 
 def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:

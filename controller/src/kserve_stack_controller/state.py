@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kserve_stack_controller.cache import ISVC_KIND, CachedKube, ObjectCache
 from kserve_stack_controller.config import ConfigError, ControllerConfig, from_configmap_data
+from kserve_stack_controller.handled import MemoryDiffBaseStorage
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.metrics import Metrics
 from kserve_stack_controller.reconcile import Outcome, Reconciler
@@ -70,6 +71,8 @@ class Operator:
         self._config = ControllerConfig()
         self._config_lock = threading.Lock()
         self.reconciler = Reconciler(self.kube, self.config)
+        #: kopf's memory of what it last handled of each InferenceService (``handled.py``).
+        self.handled = MemoryDiffBaseStorage()
         self.started = False
         self._runs_lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
@@ -173,7 +176,9 @@ class Operator:
         return outcome
 
     def forget(self, uid: str) -> None:
+        """Drop what is remembered of a deleted InferenceService."""
         self.reconciler.forget(uid)
+        self.handled.forget(uid)
 
     def in_scope(self, namespace: str | None) -> bool:
         return not self.settings.namespaces or namespace in self.settings.namespaces

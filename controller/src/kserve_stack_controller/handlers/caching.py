@@ -36,6 +36,8 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
             obj = event.get("object") or {}
             if event.get("type") == "DELETED":
                 cache.remove(kind, obj)
+                if kind == ISVC_KIND:  # kopf calls no delete handler without a finalizer
+                    operator.forget(str((obj.get("metadata") or {}).get("uid")))
             else:  # None (kopf's listing), ADDED, MODIFIED
                 cache.offer(kind, obj)
 

@@ -3,6 +3,7 @@ children refresh status and put hand-edited or deleted children back."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,6 +11,7 @@ import kopf
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kserve_stack_controller.cache import ISVC_KIND
 from kserve_stack_controller.constants import LABEL_ISVC, LABEL_MANAGED_BY, MANAGED_BY
 from kserve_stack_controller.state import Operator
 
@@ -90,7 +92,7 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
         LABEL_ISVC: kopf.PRESENT,
     }
 
-    def refresh_owner(event: kopf.RawEvent, quick: bool) -> None:
+    def refresh_owner_now(event: kopf.RawEvent, quick: bool) -> None:
         try:
             isvc = owning_isvc(event)
             if isvc is not None:
@@ -106,17 +108,26 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
                 getattr(err, "reason", None) or type(err).__name__,
             )
 
+    async def refresh_owner(event: kopf.RawEvent, quick: bool) -> None:
+        # Children's events are many (every status change of a Deployment): handled on the
+        # event loop, with no hop to a thread, when the owner is read from the watch cache;
+        # the refresh itself runs in the operator's refresh threads.
+        if ISVC_KIND in operator.cache.primed:
+            refresh_owner_now(event, quick)
+        else:  # read from the API server: not on the event loop
+            await asyncio.to_thread(refresh_owner_now, event, quick)
+
     @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=children)
-    def child_changed(event: kopf.RawEvent, **_: Any) -> None:
+    async def child_changed(event: kopf.RawEvent, **_: Any) -> None:
         # A status change of a Deployment: re-apply only what changed since our last apply
         # (a Deployment whose spec someone edited, a deleted one); refresh the status.
-        refresh_owner(event, quick=event.get("type") != "DELETED")
+        await refresh_owner(event, quick=event.get("type") != "DELETED")
 
-    def other_child_changed(event: kopf.RawEvent, **_: Any) -> None:
+    async def other_child_changed(event: kopf.RawEvent, **_: Any) -> None:
         # Any other child that disappears or that someone edits by hand is put back at once;
         # status updates (a route accepted, an autoscaler's figures) change nothing we set.
         if event.get("type") == "DELETED":
-            refresh_owner(event, quick=False)
+            await refresh_owner(event, quick=False)
         elif event.get("type") == "MODIFIED":
             obj: dict[str, Any] = dict(event.get("object") or {})
             owners = (obj.get("metadata") or {}).get("ownerReferences") or []
@@ -129,7 +140,7 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
                     meta.get("namespace"),
                     meta.get("name"),
                 )
-                refresh_owner(event, quick=False)
+                await refresh_owner(event, quick=False)
 
     for group, version, plural in OTHER_CHILDREN:
         where = (f"{group}/{version}" if group else version, plural)  # "v1": the core group
