@@ -8,8 +8,10 @@ import copy
 from typing import Any
 
 import pytest
+import urllib3
 from kserve_stack_controller.cache import (
     CACHED_KINDS,
+    PRIME_TRIES,
     CachedKube,
     ObjectCache,
     equality_selector,
@@ -256,3 +258,55 @@ def test_a_failing_reconcile_leaves_no_run_behind() -> None:
     assert done is not None
     done.result(timeout=10)
     assert calls == ["1", "1", "1"]
+
+
+class FlakyKube(Kube):
+    """Answers each listing with the given failures first (an int: that HTTP status, None:
+    no answer), then with two pages."""
+
+    def __init__(self, failures: list[int | None]) -> None:
+        self.api_client = None  # type: ignore[assignment]
+        self.failures = failures
+        self.requests: list[str | None] = []
+
+    def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        self.requests.append(params.get("_continue"))
+        if "deployments" in path and self.failures and params.get("_continue") == "2":
+            failure = self.failures.pop(0)
+            if failure is None:
+                raise urllib3.exceptions.ProtocolError("connection reset")
+            raise ApiException(status=failure, reason="Failure")
+        if params.get("_continue") is None:
+            return {"metadata": {"continue": "2"}, "items": [obj("first", "1")]}
+        return {"metadata": {}, "items": [obj("second", "2")]}
+
+
+@pytest.mark.parametrize(
+    "failures",
+    [
+        pytest.param([410], id="continue-token-expired"),
+        pytest.param([503, 429], id="busy"),
+        pytest.param([None], id="no-answer"),
+    ],
+)
+def test_prime_lists_again_after_a_passing_failure(failures: list[int | None]) -> None:
+    kube, cache = FlakyKube(failures), ObjectCache()
+    prime(kube, cache, ["ns"], backoff=0.001)
+    assert not kube.failures
+    assert "Deployment" in cache.primed
+    names = [d["metadata"]["name"] for d in cache.select("Deployment", "ns", "iris", {})]
+    assert names == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    ("failures", "status"),
+    [
+        pytest.param([400], 400, id="bad-request-at-once"),
+        pytest.param([500] * PRIME_TRIES, 500, id="gives-up"),
+    ],
+)
+def test_prime_raises_what_retrying_cannot_mend(failures: list[int | None], status: int) -> None:
+    kube = FlakyKube(failures)
+    with pytest.raises(ApiException) as raised:
+        prime(kube, ObjectCache(), ["ns"], backoff=0.001)
+    assert raised.value.status == status

@@ -18,18 +18,21 @@ child's event costs no request to find its owner. A kind that could not be liste
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kserve_stack_api.servingruntime import ClusterServingRuntime, ServingRuntime
 from kubernetes.client.exceptions import ApiException
 
 from kserve_stack_controller.constants import LABEL_ISVC, LABEL_MANAGED_BY, MANAGED_BY
 from kserve_stack_controller.kube import KINDS, Kube
 
+log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 
 #: The cache key of the cluster scope (ClusterServingRuntimes).
@@ -224,29 +227,61 @@ class ObjectCache:
         self._tombstones -= len(old)
 
 
-def prime(kube: Kube, cache: ObjectCache, namespaces: list[str]) -> None:
+#: Tries of one listing at start when the API server answers 429, 5xx or not at all, and
+#: the first pause between them (doubled each time).
+PRIME_TRIES = 5
+PRIME_BACKOFF = 0.5
+
+
+def prime(
+    kube: Kube, cache: ObjectCache, namespaces: list[str], backoff: float = PRIME_BACKOFF
+) -> None:
     """List every cached kind once (in ``namespaces``; none: the whole cluster) before kopf
     starts, so that the cache holds every object that exists by then; kopf's watches, which
     start after, bring every later change. A kind the API server does not serve (404: its
-    CRD absent) or does not let us list (403) is left out, and read from the API server."""
+    CRD absent) or does not let us list (403) is left out, and read from the API server.
+    A listing whose continue token expired (410) starts again; one the API server answers
+    429 or 5xx, or not at all, is tried again after a pause (PRIME_TRIES in all)."""
+    scopes: list[str | None] = [*namespaces] if namespaces else [None]
     for kind in CACHED_KINDS:
-        selector = None if kind == ISVC_KIND else CHILD_SELECTOR
         try:
-            scopes: list[str | None] = [*namespaces] if namespaces else [None]
             for namespace in scopes:
-                params: dict[str, Any] = {"label_selector": selector, "limit": PAGE}
-                while True:
-                    page = kube.request("get", KINDS[kind].path(namespace), **params)
-                    for item in page.get("items") or []:
-                        cache.offer(kind, item)
-                    params["_continue"] = (page.get("metadata") or {}).get("continue")
-                    if not params["_continue"]:
-                        break
+                _list_into(kube, cache, kind, namespace, backoff)
         except ApiException as err:
             if err.status not in (403, 404):
                 raise
             continue  # read from the API server, as before (kopf cannot watch it either)
         cache.primed.add(kind)
+
+
+def _list_into(
+    kube: Kube, cache: ObjectCache, kind: str, namespace: str | None, backoff: float
+) -> None:
+    selector = None if kind == ISVC_KIND else CHILD_SELECTOR
+    for attempt in range(PRIME_TRIES):
+        params: dict[str, Any] = {"label_selector": selector, "limit": PAGE}
+        try:
+            while True:
+                page = kube.request("get", KINDS[kind].path(namespace), **params)
+                for item in page.get("items") or []:
+                    cache.offer(kind, item)
+                params["_continue"] = (page.get("metadata") or {}).get("continue")
+                if not params["_continue"]:
+                    return
+        except ApiException as err:
+            if err.status == 410:  # the continue token expired: list again from the start
+                continue
+            if (err.status != 429 and err.status < 500) or attempt == PRIME_TRIES - 1:
+                raise
+            reason = f"{err.status} {err.reason}"
+        except urllib3.exceptions.HTTPError as err:
+            if attempt == PRIME_TRIES - 1:
+                raise
+            reason = type(err).__name__
+        pause = backoff * 2**attempt
+        log.warning("listing %s failed (%s); trying again in %.1f s", kind, reason, pause)
+        time.sleep(pause)
+    raise ApiException(status=410, reason=f"listing {kind} kept expiring")
 
 
 def equality_selector(selector: str | None) -> dict[str, str] | None:
