@@ -171,9 +171,11 @@ def test_child_events_during_a_reconcile_fold_into_one_more() -> None:
     operator = Operator(RecordingKube(), Settings(namespaces=["ns"]))
     operator.cache.primed.update(CACHED_KINDS)
     calls: list[tuple[str, bool]] = []
+    superseded_at_end: list[bool] = []
 
-    def reconcile(body: Any, quick: bool = False) -> Outcome:
+    def reconcile(body: Any, quick: bool = False, superseded: Any = None) -> Outcome:
         calls.append((body["metadata"]["resourceVersion"], quick))
+        assert not superseded()
         if len(calls) == 1:
             # Children's events while the kopf handler's reconcile runs: they return at
             # once (they do not wait for the object's lock) and ask for one more.
@@ -182,12 +184,15 @@ def test_child_events_during_a_reconcile_fold_into_one_more() -> None:
             assert operator.refresh(isvc_body("7"), quick=True) is None
         if len(calls) == 2:
             operator.refresh(isvc_body("8"), quick=False)  # a deleted child: a full one
+        # The status of a reconcile that another one follows at once is left to that one.
+        superseded_at_end.append(superseded())
         return Outcome(status={})
 
     operator.reconciler.reconcile = reconcile  # type: ignore[method-assign]
     operator.reconcile(isvc_body("5"))
     # The kopf handler's, then one quick one and one full one, of the latest body cached.
     assert calls == [("5", False), ("8", True), ("8", False)]
+    assert superseded_at_end == [True, True, False]
     # Nothing running: a refresh runs in a refresh thread, of the object as cached.
     operator.cache.offer("InferenceService", isvc_body("9"))
     done = operator.refresh(isvc_body("9"), quick=True)
@@ -198,7 +203,7 @@ def test_child_events_during_a_reconcile_fold_into_one_more() -> None:
     # The object is gone from the cache (deleted): a pending refresh is dropped.
     calls.clear()
 
-    def deleting(body: Any, quick: bool = False) -> Outcome:
+    def deleting(body: Any, quick: bool = False, superseded: Any = None) -> Outcome:
         calls.append((body["metadata"]["resourceVersion"], quick))
         operator.refresh(isvc_body("10"), quick=True)
         operator.cache.remove("InferenceService", isvc_body("11"))
@@ -243,7 +248,7 @@ def test_a_failing_reconcile_leaves_no_run_behind() -> None:
     operator.cache.primed.update(CACHED_KINDS)
     calls: list[str] = []
 
-    def failing(body: Any, quick: bool = False) -> Outcome:
+    def failing(body: Any, quick: bool = False, superseded: Any = None) -> Outcome:
         calls.append(body["metadata"]["resourceVersion"])
         if len(calls) == 1:
             operator.refresh(isvc_body("2"), quick=True)  # folds into this one

@@ -78,14 +78,22 @@ class Reconciler:
             self._object_locks.pop(uid, None)
         self.applier.forget(uid)
 
-    def reconcile(self, body: Mapping[str, Any], quick: bool = False) -> Outcome:
+    def reconcile(
+        self,
+        body: Mapping[str, Any],
+        quick: bool = False,
+        superseded: Callable[[], bool] | None = None,
+    ) -> Outcome:
         """Reconcile one InferenceService. ``quick`` (a child Deployment changed): the
-        children this process applied, unchanged since, are not applied again."""
+        children this process applied, unchanged since, are not applied again.
+        ``superseded`` tells whether another reconcile of the object is already asked for
+        (a child changed meanwhile): the status is then left to that one, which follows at
+        once and would overwrite it."""
         meta = body["metadata"]
         with self._object_lock(meta["uid"]):
             outcome = self._reconcile(body, quick)
             previous = body.get("status") or {}
-            if _status_changed(previous, outcome.status):
+            if _status_changed(previous, outcome.status) and not (superseded and superseded()):
                 self._patch_status(meta, previous, outcome.status)
             self._post_events(body, outcome)
             return outcome

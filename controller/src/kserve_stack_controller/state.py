@@ -164,10 +164,17 @@ class Operator:
                 self._runs.pop(uid, None)
             raise
 
+    def _asked_again(self, uid: str) -> bool:
+        """Whether a child's event asked for another reconcile of ``uid`` meanwhile."""
+        with self._runs_lock:
+            run = self._runs.get(uid)
+            return run is not None and run.again
+
     def _reconcile(self, body: Mapping[str, Any], quick: bool) -> Outcome:
         started = time.perf_counter()
+        uid = body["metadata"]["uid"]
         try:
-            outcome = self.reconciler.reconcile(body, quick)
+            outcome = self.reconciler.reconcile(body, quick, lambda: self._asked_again(uid))
         except Exception:
             self.metrics.reconciled("error", time.perf_counter() - started)
             raise
