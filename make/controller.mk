@@ -33,8 +33,11 @@ controller-lint: setup ## ruff + mypy --strict on controller/
 
 .PHONY: bench-controller
 bench-controller: setup ## Benchmark the controller on the local control plane (latency vs the API server's floor, 1,000-object backlog, memory) and print a table
-	python3 hack/cluster/local_cluster.py up >/dev/null
-	$(PY) python controller/bench/bench_controller.py $(BENCH_ARGS)
+	@was_up=0; python3 hack/cluster/local_cluster.py status >/dev/null 2>&1 || was_up=$$?; \
+	python3 hack/cluster/local_cluster.py up >/dev/null || exit 1; \
+	rc=0; $(PY) python controller/bench/bench_controller.py $(BENCH_ARGS) || rc=$$?; \
+	if [ "$$was_up" != 0 ]; then python3 hack/cluster/local_cluster.py down --verify || rc=1; fi; \
+	exit $$rc
 
 .PHONY: controller-reliability
 controller-reliability: setup ## Reliability e2e on the local control plane: random SIGKILLs under load, API server restarts, the least-privilege RBAC role
