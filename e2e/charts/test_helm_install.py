@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kss_e2e import free_ports
 from kss_e2e.backend import REPO
 
 pytestmark = [pytest.mark.control_plane, pytest.mark.slow]
@@ -31,24 +31,13 @@ def _versions() -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @pytest.fixture(scope="module")
 def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if not any((CACHE / "bin").glob("kube-apiserver-*")):
         pytest.skip("the control-plane binaries are not built (make cluster-binaries)")
     state = tmp_path_factory.mktemp("helm-cluster") / "cluster"
     names = ("api", "etcd", "etcd-peer", "controller-manager", "scheduler")
-    ports = [f"--{n}-port={p}" for n, p in zip(names, _free_ports(5), strict=True)]
+    ports = [f"--{n}-port={p}" for n, p in zip(names, free_ports(5), strict=True)]
 
     def script(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, str(SCRIPT), "--state-dir", str(state), *args],

@@ -6,29 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from kss_e2e import free_ports
 from kss_e2e.backend import REPO
 
 pytestmark = [pytest.mark.control_plane, pytest.mark.slow]
 
 SCRIPT = REPO / "hack" / "cluster" / "local_cluster.py"
 CACHE = Path(os.environ.get("KSS_CACHE_DIR", Path.home() / ".cache" / "kserve-stack"))
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _run(state: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -58,7 +47,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
     if not any((CACHE / "bin").glob("kube-apiserver-*")):
         pytest.skip("the control-plane binaries are not built (make cluster-binaries)")
     state = (tmp_path / "cluster").resolve()
-    api, etcd, peer, kcm, sched = _free_ports(5)
+    api, etcd, peer, kcm, sched = free_ports(5)
     ports = [
         f"--api-port={api}",
         f"--etcd-port={etcd}",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,18 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kss_e2e import Cluster, Kube, wait_for
+from kss_e2e import Cluster, Kube, answers, free_ports, wait_for
 
 pytestmark = pytest.mark.control_plane
 
 ACTIVATOR = Path(sys.executable).parent / "kserve-stack-activator"
 CONTAINER_PORT = 8080
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Backend(BaseHTTPRequestHandler):
@@ -89,7 +82,7 @@ class Activator:
 
 def _start_activator(cluster: Cluster, namespace: str, backend: int, work: Path,
                      *extra: str) -> tuple[subprocess.Popen[bytes], Activator]:  # fmt: skip
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_ports(2)
     log = work / f"activator-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -100,15 +93,9 @@ def _start_activator(cluster: Cluster, namespace: str, backend: int, work: Path,
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ},
         )  # fmt: skip
 
-    def ready() -> bool:
-        assert process.poll() is None, "activator exited:\n" + log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    wait_for("the activator to list EndpointSlices", ready, timeout=30)
+    url = f"http://127.0.0.1:{metrics_port}/readyz"
+    wait_for("the activator to list EndpointSlices",
+             lambda: answers(process, log, url, "activator"), timeout=30)  # fmt: skip
     return process, Activator(
         f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", log
     )

@@ -11,17 +11,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kss_e2e import Cluster, Kube, make_tls, wait_for
+from kss_e2e import Cluster, Kube, answers, free_ports, make_tls, wait_for
 from kubernetes.client.exceptions import ApiException
 
 # Each test applies what it needs (server-side apply is idempotent), so xdist may spread
@@ -33,12 +31,6 @@ SAMPLES = REPO / "docs" / "samples" / "inferenceservice"
 RUNTIMES = REPO / "controller" / "src" / "kserve_stack_controller" / "builtin_runtimes"
 CONTROLLER = Path(sys.executable).parent / "kserve-stack-controller"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _sample(name: str) -> dict[str, Any]:
@@ -70,7 +62,7 @@ def controller(kube: Kube, cluster: Cluster, namespace: str,
     shutil.copy(tls.cert, certs / "tls.crt")
     shutil.copy(tls.key, certs / "tls.key")
     shutil.copy(tls.ca_cert, certs / "ca.crt")
-    webhook_port, health_port = _free_port(), _free_port()
+    webhook_port, health_port = free_ports(2)
     webhook_name = f"kss-{namespace}"
     log = work / "controller.log"
     with log.open("wb") as out:
@@ -84,15 +76,10 @@ def controller(kube: Kube, cluster: Cluster, namespace: str,
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ},
         )  # fmt: skip
 
-    def ready() -> bool:
-        assert process.poll() is None, "controller exited:\n" + log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    wait_for("the controller to watch", ready, timeout=60)
+    url = f"http://127.0.0.1:{health_port}/readyz"
+    wait_for(
+        "the controller to watch", lambda: answers(process, log, url, "controller"), timeout=60
+    )
     handle = Controller(process, log, webhook_name)
     try:
         yield handle

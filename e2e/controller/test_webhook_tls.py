@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,19 +20,13 @@ import pytest
 from kserve_stack_controller.state import Settings
 from kserve_stack_controller.webhook_tls import dns_names, make_material
 from kserve_stack_controller.webhooks import webhook_configurations
-from kss_e2e import Cluster, Kube, wait_for
+from kss_e2e import Cluster, Kube, answers, free_ports, wait_for
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.control_plane
 
 CONTROLLER = Path(sys.executable).parent / "kserve-stack-controller"
 SECRET, SERVICE = "kss-webhook-tls", "kss-webhook"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ def configs(kube: Kube, namespace: str) -> Iterator[str]:
 
 def _run_controller(cluster: Cluster, namespace: str, config_name: str, log: Path
                     ) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
-    webhook_port, health_port = _free_port(), _free_port()
+    webhook_port, health_port = free_ports(2)
     with log.open("ab") as out:
         process = subprocess.Popen(
             [str(CONTROLLER), "--namespace", namespace, "--config-namespace", namespace,
@@ -65,15 +58,10 @@ def _run_controller(cluster: Cluster, namespace: str, config_name: str, log: Pat
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ},
         )  # fmt: skip
 
-    def ready() -> bool:
-        assert process.poll() is None, "controller exited:\n" + log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    wait_for("the controller to be ready", ready, timeout=60)
+    url = f"http://127.0.0.1:{health_port}/readyz"
+    wait_for(
+        "the controller to be ready", lambda: answers(process, log, url, "controller"), timeout=60
+    )
     return process, webhook_port
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kss_e2e import Kube, wait_for
+from kss_e2e import Kube, answers, free_ports, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIMES = REPO / "controller" / "src" / "kserve_stack_controller" / "builtin_runtimes"
@@ -27,12 +25,6 @@ CHILD_KINDS = (
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def isvc_manifest(name: str, storage: str = "gs://kfserving-examples/models/sklearn/1.0/model"
@@ -76,7 +68,7 @@ class ControllerProcess:
 
     def start(self, wait: bool = True) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
-        self.port = free_port()
+        (self.port,) = free_ports(1)
         with self.log.open("ab") as out:
             out.write(f"\n===== start {self.starts + 1} at {time.strftime('%T')}\n".encode())
             out.flush()
@@ -95,13 +87,8 @@ class ControllerProcess:
         return self.process is not None and self.process.poll() is None
 
     def is_ready(self) -> bool:
-        assert self.alive(), "controller exited:\n" + self.log_text()[-3000:]
-        try:
-            url = f"http://127.0.0.1:{self.port}/readyz"
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
+        assert self.process is not None
+        return answers(self.process, self.log, f"http://127.0.0.1:{self.port}/readyz", "controller")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no cleanup, whatever it was doing."""

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kss_e2e import Cluster, Kube, wait_for
+from kss_e2e import Cluster, Kube, free_ports, wait_for
 from kss_e2e.backend import kubectl_binary
 from kubernetes.client.exceptions import ApiException
-from rel_support import ISVC, ControllerProcess, free_port, isvc_manifest, ready
+from rel_support import ISVC, ControllerProcess, isvc_manifest, ready
 
 pytestmark = [pytest.mark.control_plane, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ class SpareApiServer:
         assert cluster.local_state is not None
         pid = int((cluster.local_state / "pids" / "kube-apiserver.pid").read_text())
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
-        self.port = free_port()
+        (self.port,) = free_ports(1)
         self.argv = [
             f"--secure-port={self.port}" if a.startswith("--secure-port=") else a for a in argv
         ]

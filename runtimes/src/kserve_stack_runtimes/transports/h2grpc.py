@@ -40,6 +40,7 @@ import hpack
 from hpack.exceptions import HPACKError
 
 from kserve_stack_runtimes.transports.inline import run_inline
+from kserve_stack_runtimes.transports.shutdown import close_gracefully
 
 log = logging.getLogger("kserve_stack_runtimes.grpc")
 
@@ -874,15 +875,4 @@ class GrpcH2Server:
 
     async def stop(self, grace: float) -> None:
         """Stop listening, send GOAWAY, let calls in flight finish for ``grace`` s, then close."""
-        if self._server is not None:
-            self._server.close()
-        for conn in list(self.connections):
-            conn.goaway()
-        deadline = time.monotonic() + grace
-        while self.connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        for conn in list(self.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
-        if self._server is not None:
-            await self._server.wait_closed()
+        await close_gracefully(self._server, self.connections, _Connection.goaway, grace)

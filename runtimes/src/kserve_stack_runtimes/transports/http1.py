@@ -42,6 +42,7 @@ from typing import Any
 import httptools
 
 from kserve_stack_runtimes.transports.inline import run_inline
+from kserve_stack_runtimes.transports.shutdown import close_gracefully
 
 log = logging.getLogger("kserve_stack_runtimes.rest")
 
@@ -511,15 +512,4 @@ class HttpServer:
         """Stop listening, close idle connections, give busy ones ``grace`` s, close the rest."""
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._server is not None:
-            self._server.close()
-        for conn in list(self.connections):
-            conn.stop()
-        deadline = time.monotonic() + grace
-        while self.connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        for conn in list(self.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
-        if self._server is not None:
-            await self._server.wait_closed()
+        await close_gracefully(self._server, self.connections, _Connection.stop, grace)
