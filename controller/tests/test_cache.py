@@ -5,6 +5,8 @@ events that arrive during a reconcile fold into one more reconcile."""
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -315,3 +317,25 @@ def test_prime_raises_what_retrying_cannot_mend(failures: list[int | None], stat
     with pytest.raises(ApiException) as raised:
         prime(kube, ObjectCache(), ["ns"], backoff=0.001)
     assert raised.value.status == status
+
+
+def test_shared_objects_that_failed_are_written_again_later() -> None:
+    operator = Operator(RecordingKube(), Settings(namespaces=["ns"]))
+    operator.cache.primed.update(CACHED_KINDS)
+    operator.shared_retry = 0.05
+    calls: list[bool] = []
+    again = threading.Event()
+
+    def reconcile(body: Any, quick: bool = False, superseded: Any = None) -> Outcome:
+        calls.append(quick)
+        if len(calls) > 2:
+            again.set()
+            return Outcome(status={})  # written this time: no further retry
+        return Outcome(status={}, warnings=["ReferenceGrant x: forbidden"])
+
+    operator.reconciler.reconcile = reconcile  # type: ignore[method-assign]
+    operator.reconcile(isvc_body("5"))
+    operator.reconcile(isvc_body("5"))  # a second failure while one retry is pending
+    assert again.wait(timeout=10), "no retry came"
+    time.sleep(0.3)
+    assert calls == [False, False, False]  # the two reconciles, then one full retry

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 #: Threads that run the refreshes children's events ask for: few, so that a burst of them
 #: (status changes of many Deployments) leaves CPU time to kopf's event loop and handlers.
 REFRESH_THREADS = 2
+#: Seconds after which an InferenceService whose shared objects (the activator's
+#: ReferenceGrant) could not be written is reconciled again: its next event may be far off.
+SHARED_RETRY_SECONDS = 30.0
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Operator:
         self._runs_lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
         self._refreshes = ThreadPoolExecutor(REFRESH_THREADS, thread_name_prefix="refresh")
+        self.shared_retry = SHARED_RETRY_SECONDS
+        self._retries: set[str] = set()  # uids with a retry of their shared objects pending
 
     def config(self) -> ControllerConfig:
         with self._config_lock:
@@ -180,7 +185,35 @@ class Operator:
             raise
         result = "failed" if outcome.error else "ok"
         self.metrics.reconciled(result, time.perf_counter() - started)
+        if outcome.warnings:
+            self._retry_later(body)
         return outcome
+
+    def _retry_later(self, body: Mapping[str, Any]) -> None:
+        """Reconcile ``body``'s object again in ``shared_retry`` seconds (once per object
+        at a time), as it is then."""
+        meta = body["metadata"]
+        with self._runs_lock:
+            if meta["uid"] in self._retries:
+                return
+            self._retries.add(meta["uid"])
+        args = (meta.get("namespace"), meta["name"], meta["uid"])
+        timer = threading.Timer(self.shared_retry, self._retry, args)
+        timer.daemon = True
+        timer.start()
+
+    def _retry(self, namespace: str | None, name: str, uid: str) -> None:
+        with self._runs_lock:
+            self._retries.discard(uid)
+        try:
+            body = self.kube.get(ISVC_KIND, name, namespace)
+        except (ApiException, urllib3.exceptions.HTTPError) as err:
+            log.warning("InferenceService %s/%s: retry not started: %s", namespace, name, err)
+            return
+        meta = (body or {}).get("metadata") or {}
+        if body is not None and meta.get("uid") == uid and not meta.get("deletionTimestamp"):
+            log.info("InferenceService %s/%s: writing its shared objects again", namespace, name)
+            self.refresh(body, quick=False)
 
     def forget(self, uid: str) -> None:
         """Drop what is remembered of a deleted InferenceService."""
