@@ -17,7 +17,9 @@ What it implements (RFC 9113 and the gRPC over HTTP/2 spec), server side:
   ``grpc-timeout`` deadlines (DEADLINE_EXCEEDED), a maximum request message size
   (RESOURCE_EXHAUSTED), status and percent-encoded ``grpc-message`` in trailers, trailers-only
   errors, UNIMPLEMENTED for unknown methods, HTTP 415 for a non-gRPC content type;
-* graceful stop: GOAWAY, in-flight calls finish (up to a grace period), then connections close.
+* graceful stop: GOAWAY, in-flight calls finish (up to a grace period), then connections close;
+* back-pressure: while the peer does not read our answers (the transport's write buffer is over
+  its high-water mark), its connection is not read either.
 
 Responses are never compressed and never use the HPACK dynamic table (every field is a literal
 without indexing), so the peer's table settings cannot desynchronise us.
@@ -315,6 +317,16 @@ class _Connection(asyncio.Protocol):
         for stream in list(self.streams.values()):
             self._cancel(stream)
         self.streams.clear()
+
+    def pause_writing(self) -> None:
+        # The peer reads our answers slower than it sends requests: read no more of them
+        # until it catches up, so that answers cannot pile up in memory (back-pressure).
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
 
     def flush(self) -> None:
         if self.out and not self.closed and self.transport is not None:

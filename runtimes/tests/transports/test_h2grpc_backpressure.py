@@ -1,0 +1,101 @@
+"""Back-pressure of the HTTP/2 gRPC server, in process: a peer that sends calls but does not
+read their answers stops being read once the answers fill the buffers, so they cannot pile up
+in the server's memory; once the peer reads, every answer comes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+import hpack
+import pytest
+import uvloop
+from kserve_stack_runtimes.transports.h2grpc import GrpcH2Server, Method
+
+pytestmark = pytest.mark.data_plane
+
+CALLS, SIZE = 200, 64 * 1024  # 12.8 MB of answers
+
+
+class _Echo:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def SerializeToString(self) -> bytes:  # noqa: N802 (protobuf's name)
+        return self.data
+
+
+async def _echo(request: bytes, context: Any) -> _Echo:
+    return _Echo(request)
+
+
+def _frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    n = len(payload)
+    return struct.pack(">BHBBI", n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
+
+
+def _calls() -> bytes:
+    body = b"\0" + struct.pack(">I", SIZE) + b"x" * SIZE
+    encoder = hpack.Encoder()
+    headers = [(":method", "POST"), (":scheme", "http"), (":authority", "test"),
+               (":path", "/test.Echo/Echo"), ("content-type", "application/grpc"),
+               ("te", "trailers")]  # fmt: skip
+    return b"".join(
+        _frame(1, 0x4, 2 * i + 1, encoder.encode(headers)) + _frame(0, 0x1, 2 * i + 1, body)
+        for i in range(CALLS)
+    )
+
+
+def test_a_peer_that_does_not_read_is_not_read_either() -> None:
+    async def run() -> None:
+        server = GrpcH2Server(
+            {"/test.Echo/Echo": Method(bytes, _echo, False)},
+            "127.0.0.1",
+            0,
+            max_message_bytes=1 << 20,
+        )
+        await server.start()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # we read nothing
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, ("127.0.0.1", server.port))
+        # Our windows wide open, so that only TCP holds the server's answers back.
+        preface = (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+            + _frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
+            + _frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535))
+        )
+        sending = asyncio.ensure_future(loop.sock_sendall(sock, preface + _calls()))
+        try:
+            await _check(server, sock, sending)
+        finally:
+            sending.cancel()
+            sock.close()
+            await server.stop(grace=0)
+
+    uvloop.run(run())  # the server's own loop
+
+
+async def _check(server: GrpcH2Server, sock: socket.socket, sending: asyncio.Future[None]) -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(2)  # the server answers as fast as it can meanwhile
+    (conn,) = server.connections
+    assert conn.transport is not None
+    buffered = conn.transport.get_write_buffer_size()
+    # Without back-pressure the server reads on and buffers about 10 MB of answers here.
+    assert buffered < 2 * 1024 * 1024, f"{buffered} bytes of answers buffered"
+    assert not conn.transport.is_reading()
+    answered, buf = 0, bytearray()
+    while answered < CALLS:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), timeout=30)
+        assert chunk, f"connection closed after {answered} answers"
+        buf += chunk
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            if buf[3] == 1 and buf[4] & 0x1:  # trailers: one call answered
+                answered += 1
+            del buf[: 9 + int.from_bytes(buf[:3], "big")]
+    await asyncio.wait_for(sending, timeout=30)
+    assert conn.transport.is_reading()
