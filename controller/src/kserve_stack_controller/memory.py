@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import logging
 from collections.abc import Callable
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 #: mallopt's parameter for the most arenas (glibc's malloc.h).
 _M_ARENA_MAX = -8
