@@ -339,3 +339,21 @@ def test_shared_objects_that_failed_are_written_again_later() -> None:
     assert again.wait(timeout=10), "no retry came"
     time.sleep(0.3)
     assert calls == [False, False, False]  # the two reconciles, then one full retry
+
+
+def test_reconcile_all_stops_quietly_while_the_api_server_is_away() -> None:
+    operator = Operator(RecordingKube(), Settings(namespaces=["ns"]))
+    operator.cache.primed.update(CACHED_KINDS)
+    for uid in ("u-1", "u-2"):
+        body = isvc_body("5", uid)
+        body["metadata"]["name"] = uid
+        operator.cache.offer("InferenceService", body)
+    calls: list[str] = []
+
+    def unreachable(body: Any, quick: bool = False, superseded: Any = None) -> Outcome:
+        calls.append(body["metadata"]["uid"])
+        raise urllib3.exceptions.MaxRetryError(None, "/", "connection refused")  # type: ignore[arg-type]
+
+    operator.reconciler.reconcile = unreachable  # type: ignore[method-assign]
+    assert operator.reconcile_all("ns", "a runtime changed") == 0  # no exception escapes
+    assert len(calls) == 1  # the others are left to the watches' next events

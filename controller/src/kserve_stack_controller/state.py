@@ -247,6 +247,15 @@ class Operator:
                     err.reason,
                 )
                 continue
+            except urllib3.exceptions.HTTPError as err:
+                # The API server is away: the rest would fail alike. Its watches' next
+                # events (the re-listing after it is back) bring every object up to date.
+                log.warning(
+                    "re-reconciling InferenceServices%s stopped: API server unreachable (%s)",
+                    f" ({why})" if why else "",
+                    type(err).__name__,
+                )
+                break
             count += 1
         if count:
             log.info("re-reconciled %d InferenceServices%s", count, f": {why}" if why else "")
