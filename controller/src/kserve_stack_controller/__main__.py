@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from kserve_stack_controller import memory
+from kserve_stack_controller import memory, relisting
 from kserve_stack_controller.builtin_runtimes import install_builtin_runtimes
 from kserve_stack_controller.cache import PAGE, prime
 from kserve_stack_controller.config import CONFIGMAP_NAME
@@ -314,14 +314,15 @@ async def run(settings: Settings) -> None:
     starter = asyncio.create_task(mark_started())
     trimmer = asyncio.create_task(memory.trim_while_busy(operator.metrics.reconcile_count))
     try:
-        await kopf.operator(
-            registry=registry,
-            standalone=True,
-            clusterwide=not watched,
-            namespaces=watched,
-            ready_flag=ready_flag,
-            stop_flag=stop,
-        )
+        with relisting.reported(caching.listing_handler(operator)):
+            await kopf.operator(
+                registry=registry,
+                standalone=True,
+                clusterwide=not watched,
+                namespaces=watched,
+                ready_flag=ready_flag,
+                stop_flag=stop,
+            )
     finally:
         for task in (starter, trimmer):
             task.cancel()

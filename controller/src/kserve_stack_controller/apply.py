@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from kubernetes.client.exceptions import ApiException
 
 from kserve_stack_controller.constants import (
@@ -92,7 +93,7 @@ class _Applied:
 
 
 def _digest(obj: JsonDict) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class Applier:
@@ -159,7 +160,7 @@ class Applier:
             result.applied.append(live)
             memo.digests[key] = (digest, live.get("metadata", {}).get("generation"))
             if obj["kind"] != "Deployment":
-                memo.desired[key] = json.dumps(owned, separators=(",", ":")).encode()
+                memo.desired[key] = orjson.dumps(owned)
         if memo.pruned_for != frozenset(wanted):
             result.pruned = self.prune(owner, wanted)
             memo.pruned_for = frozenset(wanted)
@@ -243,7 +244,7 @@ class Applier:
             entry.get("manager") != self.field_manager and not entry.get("subresource")
             for entry in live["metadata"].get("managedFields") or []
         )
-        return wanted is not None and foreign and not _holds(live, json.loads(wanted))
+        return wanted is not None and foreign and not _holds(live, orjson.loads(wanted))
 
     def prune(
         self, owner: Mapping[str, Any], wanted: set[tuple[str, str]]

@@ -17,14 +17,14 @@ child's event costs no request to find its owner. A kind that could not be liste
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import urllib3
 from kserve_stack_api.servingruntime import ClusterServingRuntime, ServingRuntime
 from kubernetes.client.exceptions import ApiException
@@ -114,7 +114,7 @@ class _Entry:
     version: int | None
     group: str | None  # the LABEL_ISVC value of a child; "" for an InferenceService
     labels: dict[str, str]
-    text: str | None  # the object as JSON; None once deleted
+    text: bytes | None  # the object as JSON; None once deleted
     deleted_at: float = 0.0
 
 
@@ -141,7 +141,7 @@ class ObjectCache:
         group = "" if kind == ISVC_KIND else labels.get(LABEL_ISVC)
         slim = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         slim.setdefault("kind", kind)
-        text = json.dumps(slim, separators=(",", ":"))
+        text = orjson.dumps(slim)
         version = _version(obj)
         key = (kind, namespace, name)
         with self._lock:
@@ -178,11 +178,42 @@ class ObjectCache:
             if self._tombstones > 1000:
                 self._purge(now)
 
+    def drop_unlisted(
+        self,
+        kind: str,
+        namespace: str | None,
+        listed: Collection[tuple[str, str]],
+        version: str | None,
+    ) -> list[JsonDict]:
+        """Forget the objects of ``kind`` in ``namespace`` (None: every namespace) that a
+        complete listing at resourceVersion ``version`` did not hold (``listed``: their
+        (namespace, name)): they were deleted while no watch said so. Objects newer than
+        the listing (written after it) stay. Returns the objects forgotten."""
+        listing = int(version) if version and version.isdigit() else None
+        if listing is None:
+            return []
+        names = set(listed)
+        with self._lock:
+            gone = [
+                (key, entry.text)
+                for key, entry in self._entries.items()
+                if key[0] == kind
+                and (namespace is None or key[1] == namespace)
+                and entry.text is not None
+                and (key[1], key[2]) not in names
+                and entry.version is not None
+                and entry.version <= listing
+            ]
+        objects = [orjson.loads(text) for _, text in gone if text is not None]
+        for obj in objects:
+            self.remove(kind, obj)
+        return objects
+
     def get(self, kind: str, namespace: str | None, name: str) -> JsonDict | None:
         with self._lock:
             entry = self._entries.get((kind, namespace or "", name))
             text = entry.text if entry is not None else None
-        return json.loads(text) if text is not None else None
+        return orjson.loads(text) if text is not None else None
 
     def select(
         self, kind: str, namespace: str | None, group: str | None, labels: Mapping[str, str]
@@ -207,7 +238,7 @@ class ObjectCache:
                     continue
                 if all(entry.labels.get(k) == v for k, v in labels.items()):
                     found.append((key, entry.text))
-        return [json.loads(text) for _, text in sorted(found)]
+        return [orjson.loads(text) for _, text in sorted(found)]
 
     def _ungroup(self, kind: str, namespace: str, group: str | None, name: str) -> None:
         members = self._groups.get((kind, namespace, group or ""))

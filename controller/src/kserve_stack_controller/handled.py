@@ -13,12 +13,12 @@ reconcile as the resume handler it would otherwise run: nothing is lost, nothing
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable
 from typing import Any, cast
 
 import kopf
+import orjson
 
 #: Annotations that are no part of what the user asked for: kopf's own (progress, the
 #: essence older versions of this controller wrote) and kubectl's copy of the manifest.
@@ -30,7 +30,7 @@ class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._essences: dict[str, str] = {}
+        self._essences: dict[str, bytes] = {}
 
     def build(
         self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
@@ -53,15 +53,15 @@ class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
         if metadata:
             essence["metadata"] = metadata
         # A JSON round trip is the copy: later changes of the body do not reach it.
-        return cast(kopf.BodyEssence, json.loads(json.dumps(essence)))
+        return cast(kopf.BodyEssence, orjson.loads(orjson.dumps(essence)))
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         with self._lock:
             text = self._essences.get(body.metadata.uid or "")
-        return cast(kopf.BodyEssence, json.loads(text)) if text is not None else None
+        return cast(kopf.BodyEssence, orjson.loads(text)) if text is not None else None
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        text = json.dumps(essence, separators=(",", ":"), sort_keys=True)
+        text = orjson.dumps(essence, option=orjson.OPT_SORT_KEYS)
         with self._lock:
             self._essences[body.metadata.uid or ""] = text
 
