@@ -6,7 +6,15 @@ Prints, as a table:
    existing (seen by a watch on Deployments), p50/p99 over N objects created one at a time,
    and the part of it after the POST returned (what the controller's reaction takes);
 2. the floor: the API server's own create-to-watch latency for the same Deployment created
-   directly, p50/p99 over N; our p50 as a ratio of it;
+   directly, p50/p99 over N; our p50 as a ratio of it.
+   Both are measured twice, the same way for ours and the floor: with a pause after each
+   create (``--pace``, 250 ms: each create meets a control plane that finished the last one;
+   the target is judged on this), and back to back. Back to back, the next create lands
+   while the cluster still works on the last InferenceService: besides our four children it
+   makes the cluster's own controllers write about a dozen objects (ReplicaSet, Pod, binding,
+   the Service's IP address, Endpoints and EndpointSlice, the autoscaler's status, events),
+   about 45 ms of API-server CPU, so on a two-core machine that figure measures a saturated
+   API server rather than the latency of a create; it is printed as well;
 3. the time to reconcile a backlog of M InferenceServices (created while the controller is
    stopped) until every Deployment exists (not until Ready: the kwok nodes hold 330 pods);
 4. the time for a restarted controller to re-reconcile the M (every Deployment in place);
@@ -290,9 +298,12 @@ class Bench:
 
     # ------------------------------------------------------------------ phases
 
-    def latency(self, count: int) -> tuple[list[float], list[float], list[float], JsonDict]:
+    def latency(
+        self, count: int, pause: float
+    ) -> tuple[list[float], list[float], list[float], JsonDict]:
         """(controller latencies, their part after the InferenceService's create returned,
-        API-server floor latencies, one controller-built Deployment)."""
+        API-server floor latencies, one controller-built Deployment), ``pause`` seconds
+        after each create."""
         ns = self.namespace("latency")
         watch = DeploymentWatch(self.kube, ns)
         controller = Controller(self.kubeconfig, [ns], self.workdir)
@@ -301,6 +312,7 @@ class Bench:
             for i in range(3):  # warm-up: connections, caches, first imports
                 self.create_isvc(ns, f"warmup-{i}")
                 watch.wait_for(f"warmup-{i}-predictor", 60)
+                time.sleep(pause)
             ours, after_create = [], []
             for i in range(count):
                 name = f"lat-{i:04d}"
@@ -310,6 +322,7 @@ class Bench:
                 seen = watch.wait_for(f"{name}-predictor", 60)
                 ours.append(seen - started)
                 after_create.append(seen - created)
+                time.sleep(pause)
             built = self.kube.get("Deployment", "lat-0000-predictor", ns)
             assert built is not None
         finally:
@@ -329,6 +342,7 @@ class Bench:
             started = time.monotonic()
             self.kube.request("post", f"/apis/apps/v1/namespaces/{ns}/deployments", body=body)
             floor.append(watch.wait_for(name, 60) - started)
+            time.sleep(pause)
         watch.stop()
         self.delete_namespace(ns, wait=True)
         return ours, after_create, floor, built
@@ -410,6 +424,11 @@ def main(argv: list[str] | None = None) -> int:
         "--scale-count", type=int, default=1000,
         help="InferenceServices of the backlog and memory figures (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--pace", type=float, default=0.25,
+        help="seconds of pause after each create of the paced latency runs, ours and the "
+        "floor alike; the target is judged on them (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if not CONTROLLER.is_file():
@@ -419,8 +438,13 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(args.kubeconfig, Path(tmp))
         try:
             bench.install_runtimes()
-            log(f"latency: {args.latency_count} InferenceServices, one at a time")
-            ours, after_create, floor, _ = bench.latency(args.latency_count)
+            log(
+                f"latency: {args.latency_count} InferenceServices, one at a time, "
+                f"{args.pace * 1000:.0f} ms apart"
+            )
+            paced = bench.latency(args.latency_count, args.pace)
+            log(f"latency: {args.latency_count} InferenceServices, back to back")
+            rushed = bench.latency(args.latency_count, 0.0)
             log(f"backlog: {args.scale_count} InferenceServices")
             scale = bench.backlog(args.scale_count)
         except BaseException:
@@ -432,25 +456,34 @@ def main(argv: list[str] | None = None) -> int:
             bench.cleanup()
 
     ms = 1000.0
-    p50, p99 = percentile(ours, 50) * ms, percentile(ours, 99) * ms
-    f50, f99 = percentile(floor, 50) * ms, percentile(floor, 99) * ms
-    ratio = p50 / f50 if f50 else float("inf")
+    n, m = args.latency_count, args.scale_count
+    pace = f"{args.pace * 1000:.0f} ms apart"
+    rows = [("figure", "value", "target", "verdict")]
+    figures: JsonDict = {}
+    for label, (ours, after_create, floor, _) in ((pace, paced), ("back to back", rushed)):
+        p50, p99 = percentile(ours, 50) * ms, percentile(ours, 99) * ms
+        f50, f99 = percentile(floor, 50) * ms, percentile(floor, 99) * ms
+        after = percentile(after_create, 50) * ms
+        ratio = p50 / f50 if f50 else float("inf")
+        judged = label == pace
+        rows += [
+            (f"ISVC create -> Deployment, {label}, p50 / p99 (n={n})",
+             f"{p50:.1f} / {p99:.1f} ms", "", ""),
+            ("  of which after the create returned, p50", f"{after:.1f} ms", "", ""),
+            (f"API server floor (Deployment create -> watch), {label}, p50 / p99",
+             f"{f50:.1f} / {f99:.1f} ms", "", ""),
+            (f"our p50 / floor p50, {label}", f"{ratio:.2f}x",
+             "<= 3x" if judged else "", verdict(ratio <= 3) if judged else ""),
+        ]  # fmt: skip
+        key = "" if judged else "back_to_back_"
+        figures |= {
+            f"{key}latency_p50_ms": p50, f"{key}latency_p99_ms": p99,
+            f"{key}after_create_p50_ms": after, f"{key}floor_p50_ms": f50,
+            f"{key}floor_p99_ms": f99, f"{key}ratio_p50": ratio,
+        }  # fmt: skip
     rss = scale["memory_kib"].get("VmRSS", 0) / 1024
     hwm = scale["memory_kib"].get("VmHWM", 0) / 1024
-    n, m = args.latency_count, args.scale_count
-    rows = [
-        ("figure", "value", "target", "verdict"),
-        (f"ISVC create -> Deployment, p50 (n={n})", f"{p50:.1f} ms", "", ""),
-        (f"ISVC create -> Deployment, p99 (n={n})", f"{p99:.1f} ms", "", ""),
-        (
-            f"  of which after the create returned, p50 (n={n})",
-            f"{percentile(after_create, 50) * ms:.1f} ms",
-            "",
-            "",
-        ),
-        (f"API server floor (Deployment create -> watch), p50 (n={n})", f"{f50:.1f} ms", "", ""),
-        (f"API server floor, p99 (n={n})", f"{f99:.1f} ms", "", ""),
-        ("our p50 / floor p50", f"{ratio:.2f}x", "<= 3x", verdict(ratio <= 3)),
+    rows += [
         ("controller start -> /readyz", f"{scale['startup_s']:.1f} s", "", ""),
         (
             f"backlog of {m}: start -> every Deployment exists",
@@ -466,12 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(table(rows))
     if args.json:
-        figures = {
-            "latency_p50_ms": p50, "latency_p99_ms": p99, "floor_p50_ms": f50,
-            "after_create_p50_ms": percentile(after_create, 50) * ms,
-            "floor_p99_ms": f99, "ratio_p50": ratio, **scale,
-        }  # fmt: skip
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        args.json.write_text(json.dumps({**figures, **scale}, indent=2) + "\n")
     return 0
 
 

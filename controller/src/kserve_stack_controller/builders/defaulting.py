@@ -84,7 +84,8 @@ def _default_pod(pod: PodSpecFields, config: ControllerConfig) -> None:
 
 def default_inference_service(isvc: InferenceService, config: ControllerConfig) -> InferenceService:
     """A defaulted copy of ``isvc`` (the input is left unchanged)."""
-    result = isvc.model_copy(deep=True)
+    # A copy through a dump: several times cheaper than a deep copy of the models.
+    result = type(isvc).model_validate(isvc.model_dump(by_alias=True))
     predictor = result.spec.predictor
     for framework in FRAMEWORKS:
         block = getattr(predictor, framework)
