@@ -1,6 +1,8 @@
 """Back-pressure of the HTTP/2 gRPC server, in process: a peer that sends calls but does not
 read their answers stops being read once the answers fill the buffers, so they cannot pile up
-in the server's memory; once the peer reads, every answer comes."""
+in the server's memory; once the peer reads, every answer comes. A peer that reads but opens
+no flow-control window has its further calls refused once the answers held for it pass the
+server's limit; once it opens the windows, the answers of the calls taken come."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def _frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> byte
     return struct.pack(">BHBBI", n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
 
 
-def _calls() -> bytes:
+def _calls(count: int = CALLS) -> bytes:
     body = b"\0" + struct.pack(">I", SIZE) + b"x" * SIZE
     encoder = hpack.Encoder()
     headers = [(":method", "POST"), (":scheme", "http"), (":authority", "test"),
@@ -44,7 +46,7 @@ def _calls() -> bytes:
                ("te", "trailers")]  # fmt: skip
     return b"".join(
         _frame(1, 0x4, 2 * i + 1, encoder.encode(headers)) + _frame(0, 0x1, 2 * i + 1, body)
-        for i in range(CALLS)
+        for i in range(count)
     )
 
 
@@ -99,3 +101,70 @@ async def _check(server: GrpcH2Server, sock: socket.socket, sending: asyncio.Fut
             del buf[: 9 + int.from_bytes(buf[:3], "big")]
     await asyncio.wait_for(sending, timeout=30)
     assert conn.transport.is_reading()
+
+
+def _frames(buf: bytearray) -> list[tuple[int, int, int, bytes]]:
+    """The complete frames at the start of ``buf`` (taken out of it)."""
+    out = []
+    while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+        n = int.from_bytes(buf[:3], "big")
+        stream_id = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+        out.append((buf[3], buf[4], stream_id, bytes(buf[9 : 9 + n])))
+        del buf[: 9 + n]
+    return out
+
+
+def test_calls_are_refused_while_a_peer_opens_no_window() -> None:
+    limit, count = 1 << 20, 40  # 40 answers of 64 KiB: 2.5 MiB, over the 1 MiB limit
+
+    async def run() -> None:
+        server = GrpcH2Server(
+            {"/test.Echo/Echo": Method(bytes, _echo, False)},
+            "127.0.0.1",
+            0,
+            max_message_bytes=1 << 20,
+            max_held_bytes=limit,
+        )
+        await server.start()
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", server.port))
+        try:
+            # Stream windows of 0: every answer waits for the peer's window.
+            preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(
+                4, 0, 0, struct.pack(">HI", 4, 0)
+            )
+            await loop.sock_sendall(sock, preface + _calls(count))
+            refused: set[int] = set()
+            buf = bytearray()
+            deadline = loop.time() + 30
+            while len(refused) < count - limit // SIZE - 1:
+                assert loop.time() < deadline, f"only {len(refused)} calls refused"
+                buf += await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), timeout=30)
+                for ftype, _flags, stream_id, payload in _frames(buf):
+                    if ftype == 3 and payload == struct.pack(">I", 7):  # REFUSED_STREAM
+                        refused.add(stream_id)
+            (conn,) = server.connections
+            held = sum(len(s.pending) for s in conn.blocked)
+            assert held <= limit + SIZE + 5, f"{held} bytes held"
+            # Open the windows: the calls taken are answered, the refused ones are not.
+            await loop.sock_sendall(
+                sock,
+                _frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
+                + _frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535)),
+            )
+            answered: set[int] = set()
+            taken = count - len(refused)
+            while len(answered) < taken:
+                buf += await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), timeout=30)
+                for ftype, flags, stream_id, _payload in _frames(buf):
+                    if ftype == 1 and flags & 0x1:  # trailers: one call answered
+                        answered.add(stream_id)
+            assert not answered & refused
+            assert len(refused) >= count - limit // SIZE - 1
+        finally:
+            sock.close()
+            await server.stop(grace=0)
+
+    uvloop.run(run())

@@ -68,6 +68,10 @@ _CONNECTION_WINDOW = 16 * 1024 * 1024
 _MAX_FRAME_SIZE_IN = 1024 * 1024
 _MAX_HEADER_LIST_SIZE = 64 * 1024
 _DEFAULT_WINDOW = 65535
+#: Answer bytes per connection that may wait for the peer's flow-control windows before new
+#: calls on it are refused (REFUSED_STREAM): a client that asks and does not read cannot make
+#: the server hold its answers without bound.
+MAX_HELD_BYTES = 16 * 1024 * 1024
 _MAX_WINDOW = 2**31 - 1
 
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -286,6 +290,7 @@ class _Connection(asyncio.Protocol):
         self.goaway_sent = False
         self.closed = False
         self.peer = "unknown"
+        self.warned_held = False
 
     # -- connection lifecycle ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -545,7 +550,12 @@ class _Connection(asyncio.Protocol):
             self._connection_error(_PROTOCOL_ERROR, f"bad stream id {stream_id}")
             return
         self.last_stream_id = stream_id
-        if self.goaway_sent or len(self.streams) >= _MAX_CONCURRENT_STREAMS:
+        if (
+            self.goaway_sent
+            or len(self.streams) >= _MAX_CONCURRENT_STREAMS
+            or (self.blocked and self._over_held_limit())
+        ):
+            # Refused before any processing: gRPC clients may retry such a call elsewhere.
             self.out.append(_frame(_RST_STREAM, 0, stream_id, struct.pack(">I", _REFUSED_STREAM)))
             return
         stream = _Stream(stream_id, setup, self.peer_window)
@@ -812,6 +822,21 @@ class _Connection(asyncio.Protocol):
             stream.send_window -= n
             self.send_window -= n
 
+    def _over_held_limit(self) -> bool:
+        """More answer bytes wait for the peer's flow-control windows than the server keeps
+        per connection: new calls are refused until the peer takes some."""
+        held = sum(len(stream.pending) for stream in self.blocked if not stream.done)
+        over = held > self.server.max_held_bytes
+        if over and not self.warned_held:
+            self.warned_held = True
+            log.warning(
+                "gRPC connection from %s: %d bytes of answers wait for the client's "
+                "flow-control window; refusing new calls until it reads",
+                self.peer,
+                held,
+            )
+        return over
+
     def _unblock(self) -> None:
         if not self.blocked:
             return
@@ -862,9 +887,11 @@ class GrpcH2Server:
         *,
         max_message_bytes: int,
         reuse_port: bool = False,
+        max_held_bytes: int = MAX_HELD_BYTES,
     ) -> None:
         self.methods = methods
         self.max_message_bytes = max_message_bytes
+        self.max_held_bytes = max_held_bytes
         self.connections: set[_Connection] = set()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
