@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import grpc
 import hpack
+import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -137,6 +138,32 @@ def test_client_cancel_leaves_the_server_serving(stub: pb_grpc.GRPCInferenceServ
     time.sleep(0.2)
     assert future.cancel()
     assert _output(stub.ModelInfer(_request(np.ones((1, 1)) * 3), timeout=10)).tolist() == [[3.0]]
+
+
+def test_calls_that_end_early_are_counted_and_leave_no_call_in_flight(
+    server: ServerProcess, stub: pb_grpc.GRPCInferenceServiceStub
+) -> None:
+    # The in-flight gauge and the request counter are settled after the answer is written:
+    # also for a call past its deadline, one the client cancels and one that succeeds.
+    with pytest.raises(grpc.RpcError):
+        stub.ModelInfer(_request(np.ones((1, 1)), sleep=3), timeout=0.2)
+    future = stub.ModelInfer.future(_request(np.ones((1, 1)), sleep=2), timeout=10)
+    time.sleep(0.2)
+    assert future.cancel()
+    stub.ModelInfer(_request(np.ones((1, 1))), timeout=10)
+
+    def metrics() -> str:
+        return httpx.get(f"{server.url}/metrics", timeout=5).text
+
+    deadline = time.monotonic() + 10
+    while 'kserve_stack_inflight_requests{protocol="grpc-v2"} 0.0' not in metrics():
+        assert time.monotonic() < deadline, metrics()
+        time.sleep(0.1)
+    text = metrics()
+    assert 'kserve_stack_requests_total{model="echo",protocol="grpc-v2",status="OK"}' in text
+    assert 'kserve_stack_requests_total{model="echo",protocol="grpc-v2",status="CANCELLED"}' in (
+        text
+    )
 
 
 def test_message_over_the_limit_is_resource_exhausted(

@@ -2,7 +2,8 @@
 read their answers stops being read once the answers fill the buffers, so they cannot pile up
 in the server's memory; once the peer reads, every answer comes. A peer that reads but opens
 no flow-control window has its further calls refused once the answers held for it pass the
-server's limit; once it opens the windows, the answers of the calls taken come."""
+server's limit; once it opens the windows, the answers of the calls taken come. A call's
+bookkeeping (done callbacks) waits until its answer is on the socket."""
 
 from __future__ import annotations
 
@@ -163,6 +164,44 @@ def test_calls_are_refused_while_a_peer_opens_no_window() -> None:
                         answered.add(stream_id)
             assert not answered & refused
             assert len(refused) >= count - limit // SIZE - 1
+        finally:
+            sock.close()
+            await server.stop(grace=0)
+
+    uvloop.run(run())
+
+
+def test_done_callbacks_run_after_the_answer_is_written() -> None:
+    async def run() -> None:
+        seen: list[bytes] = []
+        sock = socket.socket()
+
+        async def handler(request: bytes, context: Any) -> _Echo:
+            def over(_context: Any) -> None:  # what reached the client by then
+                try:
+                    seen.append(sock.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+                except BlockingIOError:
+                    seen.append(b"")
+
+            context.add_done_callback(over)
+            return _Echo(b"answer")
+
+        server = GrpcH2Server(
+            {"/test.Echo/Echo": Method(bytes, handler, False)}, "127.0.0.1", 0,
+            max_message_bytes=1 << 20,
+        )  # fmt: skip
+        await server.start()
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", server.port))
+        try:
+            preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0)
+            await loop.sock_sendall(sock, preface + _calls(1))
+            deadline = loop.time() + 10
+            while not seen:
+                assert loop.time() < deadline, "the done callback never ran"
+                await asyncio.sleep(0.01)
+            assert b"answer" in seen[0]  # the answer was on the socket before it ran
         finally:
             sock.close()
             await server.stop(grace=0)

@@ -204,6 +204,14 @@ class InferenceServicer:
         gauge = dp.metrics.inflight_gauge("grpc-v2")
         gauge.inc()
         dp.inflight += 1
+
+        def over(_context: Any) -> None:  # after the answer left: it need not wait for this
+            gauge.dec()
+            dp.inflight -= 1
+            if name in dp.repository.names():
+                dp.metrics.count_request(name, status, "grpc-v2")
+
+        context.add_done_callback(over)
         try:
             model = dp.repository.get_ready(name, request.model_version or None)
             infer_request = decode_infer_request(request)
@@ -217,10 +225,6 @@ class InferenceServicer:
             status = status_of(exc).grpc.name
             await self._fail(context, exc)
         finally:
-            gauge.dec()
-            dp.inflight -= 1
-            if name in dp.repository.names():
-                dp.metrics.count_request(name, status, "grpc-v2")
             request_id_var.reset(token)
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802

@@ -146,9 +146,10 @@ class AbortError(Exception):
 
 
 class RpcContext:
-    """What a handler gets besides its request: the call's metadata, peer, deadline, abort."""
+    """What a handler gets besides its request: the call's metadata, peer, deadline, abort,
+    and callbacks for when the call is over."""
 
-    __slots__ = ("_metadata", "_peer", "deadline")
+    __slots__ = ("_done", "_metadata", "_peer", "deadline")
 
     def __init__(
         self, metadata: list[tuple[str, str | bytes]], peer: str, deadline: float | None
@@ -157,6 +158,21 @@ class RpcContext:
         self._peer = peer
         #: ``time.monotonic()`` value at which the call's deadline passes, if it has one.
         self.deadline = deadline
+        self._done: list[Callable[[RpcContext], None]] = []
+
+    def add_done_callback(self, callback: Callable[[RpcContext], None]) -> None:
+        """Call ``callback(context)`` once the call is over, after its answer was handed to
+        the socket (as ``grpc.aio``'s context does): bookkeeping that the answer need not
+        wait for."""
+        self._done.append(callback)
+
+    def _run_done_callbacks(self) -> None:
+        callbacks, self._done = self._done, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("a done callback of a gRPC call failed")
 
     def invocation_metadata(self) -> list[tuple[str, str | bytes]]:
         """The request's custom metadata: lower-case keys; ``-bin`` values are bytes."""
@@ -291,6 +307,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.peer = "unknown"
         self.warned_held = False
+        #: Calls that are over, whose done callbacks run after the next write.
+        self.ended: list[RpcContext] = []
 
     # -- connection lifecycle ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -322,6 +340,9 @@ class _Connection(asyncio.Protocol):
         for stream in list(self.streams.values()):
             self._cancel(stream)
         self.streams.clear()
+        ended, self.ended = self.ended, []
+        for context in ended:
+            context._run_done_callbacks()
 
     def pause_writing(self) -> None:
         # The peer reads our answers slower than it sends requests: read no more of them
@@ -337,6 +358,20 @@ class _Connection(asyncio.Protocol):
         if self.out and not self.closed and self.transport is not None:
             self.transport.write(b"".join(self.out))
         self.out.clear()
+        if self.ended:
+            ended, self.ended = self.ended, []
+            for context in ended:
+                context._run_done_callbacks()
+
+    def _call_over(self, context: RpcContext) -> None:
+        """``context``'s call is over: its done callbacks run once its answer is written."""
+        if not context._done:
+            return
+        if self.closed:
+            context._run_done_callbacks()
+            return
+        self.ended.append(context)
+        self.schedule_flush()  # while reading, the read's own flush comes first
 
     def schedule_flush(self) -> None:
         """Write at the end of this loop iteration: calls that finish together share a write."""
@@ -703,23 +738,27 @@ class _Connection(asyncio.Protocol):
             return
         assert stream.method is not None
         handler: Any = stream.method.handler
+        context = self._context(stream)
         try:
-            response = await handler(request, self._context(stream))
-            data = response.SerializeToString()
-        except BaseException as exc:
-            self._call_failed(stream, exc)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            return
-        if stream.done or self.closed:
-            return
-        n = len(data)
-        self._send(
-            stream,
-            bytes((0, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)) + data,
-            _OK_TRAILERS,
-        )
-        self.schedule_flush()
+            try:
+                response = await handler(request, context)
+                data = response.SerializeToString()
+            except BaseException as exc:
+                self._call_failed(stream, exc)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                return
+            if stream.done or self.closed:
+                return
+            n = len(data)
+            self._send(
+                stream,
+                bytes((0, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)) + data,
+                _OK_TRAILERS,
+            )
+            self.schedule_flush()
+        finally:
+            self._call_over(context)
 
     async def _run_stream(self, stream: _Stream, message: bytes) -> None:
         request = self._parse(stream, message)
@@ -727,21 +766,25 @@ class _Connection(asyncio.Protocol):
             return
         assert stream.method is not None
         handler: Any = stream.method.handler
+        context = self._context(stream)
         try:
-            async for response in handler(request, self._context(stream)):
-                if stream.done or self.closed:
-                    return
-                data = response.SerializeToString()
-                self._send(stream, b"\x00" + struct.pack(">I", len(data)) + data, None)
+            try:
+                async for response in handler(request, context):
+                    if stream.done or self.closed:
+                        return
+                    data = response.SerializeToString()
+                    self._send(stream, b"\x00" + struct.pack(">I", len(data)) + data, None)
+                    self.schedule_flush()
+            except BaseException as exc:
+                self._call_failed(stream, exc)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                return
+            if not stream.done and not self.closed:
+                self._send(stream, b"", _OK_TRAILERS)
                 self.schedule_flush()
-        except BaseException as exc:
-            self._call_failed(stream, exc)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            return
-        if not stream.done and not self.closed:
-            self._send(stream, b"", _OK_TRAILERS)
-            self.schedule_flush()
+        finally:
+            self._call_over(context)
 
     def _call_failed(self, stream: _Stream, exc: BaseException) -> None:
         if stream.done or self.closed:
