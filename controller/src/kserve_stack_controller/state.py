@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kserve_stack_controller.cache import ISVC_KIND, CachedKube, ObjectCache
 from kserve_stack_controller.config import ConfigError, ControllerConfig, from_configmap_data
+from kserve_stack_controller.constants import LABEL_ISVC
 from kserve_stack_controller.handled import MemoryDiffBaseStorage
 from kserve_stack_controller.kube import Kube
 from kserve_stack_controller.metrics import Metrics
@@ -222,6 +223,21 @@ class Operator:
 
     def in_scope(self, namespace: str | None) -> bool:
         return not self.settings.namespaces or namespace in self.settings.namespaces
+
+    def owner_of(self, child: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The live InferenceService that owns ``child`` (named by its LABEL_ISVC label, with
+        the uid of one of its owner references), if any and in scope; from the cache once
+        InferenceServices are cached, else from the API server."""
+        meta: Mapping[str, Any] = child.get("metadata") or {}
+        namespace = meta.get("namespace")
+        owner = (meta.get("labels") or {}).get(LABEL_ISVC)
+        if not owner or not self.in_scope(namespace):
+            return None
+        isvc = self.kube.get(ISVC_KIND, owner, namespace)
+        if isvc is None or isvc["metadata"].get("deletionTimestamp"):
+            return None
+        uids = {o.get("uid") for o in meta.get("ownerReferences") or []}
+        return isvc if isvc["metadata"]["uid"] in uids else None
 
     def inference_services(self, namespace: str | None = None) -> Iterable[dict[str, Any]]:
         scopes: list[str | None] = [namespace]

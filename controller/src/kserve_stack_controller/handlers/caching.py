@@ -67,15 +67,6 @@ def listing_handler(operator: Operator) -> Callback:
         api_version, plural = _watched_as(kind)
         kinds[(api_version.rpartition("/")[0], plural)] = kind
 
-    def owner_of(child: dict[str, Any]) -> dict[str, Any] | None:
-        meta = child["metadata"]
-        owner = (meta.get("labels") or {}).get(LABEL_ISVC)
-        isvc = operator.kube.get(ISVC_KIND, owner, meta.get("namespace")) if owner else None
-        if isvc is None or isvc["metadata"].get("deletionTimestamp"):
-            return None
-        uids = {o.get("uid") for o in meta.get("ownerReferences") or []}
-        return isvc if isvc["metadata"]["uid"] in uids else None
-
     async def listed(listing: Listing) -> None:
         kind = kinds.get((listing.group, listing.plural))
         if kind is None or kind not in operator.cache.primed:
@@ -95,9 +86,9 @@ def listing_handler(operator: Operator) -> Callback:
                 continue
             try:
                 if ISVC_KIND in operator.cache.primed:
-                    isvc = owner_of(obj)
+                    isvc = operator.owner_of(obj)
                 else:  # read from the API server: not on the event loop
-                    isvc = await asyncio.to_thread(owner_of, obj)
+                    isvc = await asyncio.to_thread(operator.owner_of, obj)
             except (ApiException, urllib3.exceptions.HTTPError) as err:
                 log.warning(
                     "could not find the owner of %s %s/%s: %s",

@@ -71,22 +71,6 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
             "InferenceService %s/%s deleted; its children are garbage-collected", namespace, name
         )
 
-    def owning_isvc(event: kopf.RawEvent) -> dict[str, Any] | None:
-        """The live InferenceService that owns the event's object, if any."""
-        obj: dict[str, Any] = dict(event.get("object") or {})
-        meta: dict[str, Any] = obj.get("metadata") or {}
-        namespace = meta.get("namespace")
-        if not operator.in_scope(namespace):
-            return None
-        owner = (meta.get("labels") or {}).get(LABEL_ISVC)
-        isvc = operator.kube.get("InferenceService", owner, namespace) if owner else None
-        if isvc is None or isvc["metadata"].get("deletionTimestamp"):
-            return None
-        owners: list[dict[str, Any]] = meta.get("ownerReferences") or []
-        if not any(o.get("uid") == isvc["metadata"]["uid"] for o in owners):
-            return None
-        return isvc
-
     children: dict[str, Any] = {  # kopf.PRESENT: the label must exist
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_ISVC: kopf.PRESENT,
@@ -94,7 +78,7 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
 
     def refresh_owner_now(event: kopf.RawEvent, quick: bool) -> None:
         try:
-            isvc = owning_isvc(event)
+            isvc = operator.owner_of(dict(event.get("object") or {}))
             if isvc is not None:
                 operator.refresh(isvc, quick=quick)
         except (ApiException, urllib3.exceptions.HTTPError) as err:
