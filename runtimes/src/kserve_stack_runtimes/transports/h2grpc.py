@@ -68,11 +68,11 @@ _CONNECTION_WINDOW = 16 * 1024 * 1024
 _MAX_FRAME_SIZE_IN = 1024 * 1024
 _MAX_HEADER_LIST_SIZE = 64 * 1024
 _DEFAULT_WINDOW = 65535
+_MAX_WINDOW = 2**31 - 1
 #: Answer bytes per connection that may wait for the peer's flow-control windows before new
 #: calls on it are refused (REFUSED_STREAM): a client that asks and does not read cannot make
 #: the server hold its answers without bound.
 MAX_HELD_BYTES = 16 * 1024 * 1024
-_MAX_WINDOW = 2**31 - 1
 
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 # Headers that are part of the protocol, not the call's metadata.
@@ -340,9 +340,7 @@ class _Connection(asyncio.Protocol):
         for stream in list(self.streams.values()):
             self._cancel(stream)
         self.streams.clear()
-        ended, self.ended = self.ended, []
-        for context in ended:
-            context._run_done_callbacks()
+        self._run_ended()
 
     def pause_writing(self) -> None:
         # The peer reads our answers slower than it sends requests: read no more of them
@@ -359,19 +357,12 @@ class _Connection(asyncio.Protocol):
             self.transport.write(b"".join(self.out))
         self.out.clear()
         if self.ended:
-            ended, self.ended = self.ended, []
-            for context in ended:
-                context._run_done_callbacks()
+            self._run_ended()
 
-    def _call_over(self, context: RpcContext) -> None:
-        """``context``'s call is over: its done callbacks run once its answer is written."""
-        if not context._done:
-            return
-        if self.closed:
+    def _run_ended(self) -> None:
+        ended, self.ended = self.ended, []
+        for context in ended:
             context._run_done_callbacks()
-            return
-        self.ended.append(context)
-        self.schedule_flush()  # while reading, the read's own flush comes first
 
     def schedule_flush(self) -> None:
         """Write at the end of this loop iteration: calls that finish together share a write."""
@@ -667,8 +658,21 @@ class _Connection(asyncio.Protocol):
             )
             return
         stream.body = bytearray()
+        stream.task = run_inline(self._call(stream, messages[0]))
+
+    async def _call(self, stream: _Stream, message: bytes) -> None:
+        assert stream.method is not None
         runner = self._run_stream if stream.method.streaming else self._run_unary
-        stream.task = run_inline(runner(stream, messages[0]))
+        context = self._context(stream)
+        try:
+            await runner(stream, message, context)
+        finally:  # the call is over: its done callbacks run once its answer is written
+            if context._done:
+                self.ended.append(context)
+                if self.closed:
+                    self._run_ended()
+                else:
+                    self.schedule_flush()  # while reading, the read's own flush comes first
 
     def _messages(self, stream: _Stream) -> list[bytes] | None:
         body = stream.body
@@ -732,59 +736,51 @@ class _Connection(asyncio.Protocol):
             self.schedule_flush()
             return None
 
-    async def _run_unary(self, stream: _Stream, message: bytes) -> None:
+    async def _run_unary(self, stream: _Stream, message: bytes, context: RpcContext) -> None:
         request = self._parse(stream, message)
         if request is None:
             return
         assert stream.method is not None
         handler: Any = stream.method.handler
-        context = self._context(stream)
         try:
-            try:
-                response = await handler(request, context)
-                data = response.SerializeToString()
-            except BaseException as exc:
-                self._call_failed(stream, exc)
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                return
-            if stream.done or self.closed:
-                return
-            n = len(data)
-            self._send(
-                stream,
-                bytes((0, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)) + data,
-                _OK_TRAILERS,
-            )
-            self.schedule_flush()
-        finally:
-            self._call_over(context)
+            response = await handler(request, context)
+            data = response.SerializeToString()
+        except BaseException as exc:
+            self._call_failed(stream, exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return
+        if stream.done or self.closed:
+            return
+        n = len(data)
+        self._send(
+            stream,
+            bytes((0, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)) + data,
+            _OK_TRAILERS,
+        )
+        self.schedule_flush()
 
-    async def _run_stream(self, stream: _Stream, message: bytes) -> None:
+    async def _run_stream(self, stream: _Stream, message: bytes, context: RpcContext) -> None:
         request = self._parse(stream, message)
         if request is None:
             return
         assert stream.method is not None
         handler: Any = stream.method.handler
-        context = self._context(stream)
         try:
-            try:
-                async for response in handler(request, context):
-                    if stream.done or self.closed:
-                        return
-                    data = response.SerializeToString()
-                    self._send(stream, b"\x00" + struct.pack(">I", len(data)) + data, None)
-                    self.schedule_flush()
-            except BaseException as exc:
-                self._call_failed(stream, exc)
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                return
-            if not stream.done and not self.closed:
-                self._send(stream, b"", _OK_TRAILERS)
+            async for response in handler(request, context):
+                if stream.done or self.closed:
+                    return
+                data = response.SerializeToString()
+                self._send(stream, b"\x00" + struct.pack(">I", len(data)) + data, None)
                 self.schedule_flush()
-        finally:
-            self._call_over(context)
+        except BaseException as exc:
+            self._call_failed(stream, exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return
+        if not stream.done and not self.closed:
+            self._send(stream, b"", _OK_TRAILERS)
+            self.schedule_flush()
 
     def _call_failed(self, stream: _Stream, exc: BaseException) -> None:
         if stream.done or self.closed:
