@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from kserve_stack_runtimes.cli import build_parser
 from runtimes_support import SAMPLE, ServerProcess
+from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.data_plane
 
@@ -197,6 +199,62 @@ def test_access_log_format_latency_logging_and_docs(
     assert "/v2/health/ready" not in server.logs()  # probes are logged at DEBUG only
     latency = next(line for line in logs.splitlines() if "latency: preprocess" in line)
     assert '"request_id":"log-1"' in latency
+
+
+def test_grpc_calls_get_access_lines_like_rest_requests(
+    sklearn_dir: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    server = start_server(["sklearn", "--model_name=iris", f"--model_dir={sklearn_dir}"])
+    client = grpcclient.InferenceServerClient(server.grpc_target)
+    x = grpcclient.InferInput("input-0", [1, 4], "FP32")
+    x.set_data_from_numpy(np.array(SAMPLE[:1], dtype=np.float32))
+    client.infer("iris", [x], headers={"x-request-id": "grpc-1"})
+    with pytest.raises(InferenceServerException):
+        client.infer("nope", [x], headers={"x-request-id": "grpc-2"})
+    assert client.is_server_live()  # a probe: logged at DEBUG only
+    time.sleep(0.3)  # log lines are flushed every 100 ms
+    lines = [
+        json.loads(line)
+        for line in server.logs().splitlines()
+        if '"kserve_stack_runtimes.access"' in line
+    ]
+    grpc_lines = {line["request_id"]: line for line in lines if line["protocol"] == "grpc-v2"}
+    assert grpc_lines["grpc-1"]["msg"] == "gRPC /inference.GRPCInferenceService/ModelInfer OK"
+    assert grpc_lines["grpc-1"]["status"] == 200 and grpc_lines["grpc-1"]["model"] == "iris"
+    assert grpc_lines["grpc-1"]["client"].startswith("127.0.0.1:")
+    assert grpc_lines["grpc-1"]["duration_ms"] > 0
+    assert grpc_lines["grpc-2"]["grpc_status"] == "NOT_FOUND"
+    assert len(grpc_lines) == 2  # ServerLive is not among them
+    assert httpx.post(f"{server.url}/v1/models/iris:predict", json={"instances": SAMPLE}).is_success
+    time.sleep(0.3)
+    rest = [line for line in server.logs().splitlines() if '"protocol":"v1"' in line]
+    assert json.loads(rest[-1])["grpc_status"] == "-"
+
+
+def test_access_log_format_applies_to_grpc_and_can_be_turned_off(
+    sklearn_dir: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    fmt = "ACCESS %(method)s %(path)s %(status)s %(grpc_status)s rid=%(request_id)s"
+    server = start_server(
+        ["sklearn", "--model_name=iris", f"--model_dir={sklearn_dir}", f"--access_log_format={fmt}"]
+    )
+    client = grpcclient.InferenceServerClient(server.grpc_target)
+    client.get_model_metadata("iris", headers={"x-request-id": "meta-1"})
+    time.sleep(0.3)
+    assert (
+        "ACCESS POST /inference.GRPCInferenceService/ModelMetadata 200 OK rid=meta-1"
+        in server.logs()
+    )
+    quiet = start_server(
+        [
+            "sklearn", "--model_name=iris", f"--model_dir={sklearn_dir}",
+            "--enable_access_log=false",
+        ]
+    )  # fmt: skip
+    grpcclient.InferenceServerClient(quiet.grpc_target).get_model_metadata("iris")
+    httpx.get(f"{quiet.url}/v2/models/iris")
+    time.sleep(0.3)
+    assert "kserve_stack_runtimes.access" not in quiet.logs()
 
 
 def test_log_config_file_is_used(

@@ -21,6 +21,7 @@ from kserve_stack_runtimes.repository import ModelFactory
 from kserve_stack_runtimes.server import ModelServer
 from kserve_stack_runtimes.settings import ServerSettings
 from kserve_stack_runtimes.transformer import PROTOCOLS, Transformer
+from kserve_stack_runtimes.transports import access
 
 log = logging.getLogger("kserve_stack_runtimes.cli")
 
@@ -154,9 +155,10 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         "--access_log_format",
         default=None,
         help=(
-            "%%-style format of access log lines with keys client, "
-            "method, path, status, duration_ms, request_id, model, "
-            'protocol, e.g. \'%%(client)s "%%(method)s %%(path)s" '
+            "%%-style format of access log lines (REST requests and gRPC "
+            "calls) with keys client, method, path, status (HTTP), "
+            "grpc_status (gRPC calls; - for REST), duration_ms, "
+            'request_id, model, protocol, e.g. \'%%(client)s "%%(method)s %%(path)s" '
             "%%(status)s'; default: structured JSON fields."
         ),
     )
@@ -164,7 +166,9 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         "--enable_access_log",
         type=_bool,
         default=d.access_log,
-        help=("Log one line per REST request: true or false (default: %(default)s)."),
+        help=(
+            "Log one line per REST request and per gRPC call: true or false (default: %(default)s)."
+        ),
     )
     g.add_argument(
         "--enable_latency_logging",
@@ -273,19 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> ServerSettings:
     if args.access_log_format:
         try:
-            args.access_log_format % {
-                k: ""
-                for k in (
-                    "client",
-                    "method",
-                    "path",
-                    "status",
-                    "duration_ms",
-                    "request_id",
-                    "model",
-                    "protocol",
-                )
-            }
+            args.access_log_format % dict.fromkeys(access.FIELDS, "")
         except (KeyError, ValueError, TypeError) as exc:
             raise SystemExit(f"--access_log_format is not a valid format: {exc!r}") from None
     return ServerSettings(

@@ -29,6 +29,7 @@ from kserve_stack_runtimes.metrics import Metrics
 from kserve_stack_runtimes.model import Model
 from kserve_stack_runtimes.repository import ModelFactory, ModelRepository
 from kserve_stack_runtimes.settings import ServerSettings
+from kserve_stack_runtimes.transports.access import AccessLog
 from kserve_stack_runtimes.transports.http1 import HttpServer
 from kserve_stack_runtimes.transports.rest import RestApp
 
@@ -108,7 +109,12 @@ class ModelServer:
             from kserve_stack_runtimes.transports.grpc import GrpcServer  # noqa: PLC0415
 
             grpc_server = GrpcServer(
-                dataplane, s.host, s.grpc_port, s.max_request_body_bytes, reuse_port=shared_port
+                dataplane,
+                s.host,
+                s.grpc_port,
+                s.max_request_body_bytes,
+                reuse_port=shared_port,
+                access_log=AccessLog(s),
             )
             await grpc_server.start()
         self._shutdown = asyncio.Event()

@@ -164,6 +164,11 @@ def test_calls_that_end_early_are_counted_and_leave_no_call_in_flight(
     assert 'kserve_stack_requests_total{model="echo",protocol="grpc-v2",status="CANCELLED"}' in (
         text
     )
+    # counted with the status its answer had (the client that gave up sees the same)
+    assert (
+        'kserve_stack_requests_total{model="echo",protocol="grpc-v2",status="DEADLINE_EXCEEDED"}'
+        in text
+    )
 
 
 def test_message_over_the_limit_is_resource_exhausted(

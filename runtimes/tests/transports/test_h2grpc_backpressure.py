@@ -3,7 +3,8 @@ read their answers stops being read once the answers fill the buffers, so they c
 in the server's memory; once the peer reads, every answer comes. A peer that reads but opens
 no flow-control window has its further calls refused once the answers held for it pass the
 server's limit; once it opens the windows, the answers of the calls taken come. A call's
-bookkeeping (done callbacks) waits until its answer is on the socket."""
+bookkeeping (done callbacks, the end-of-call hook the access log hangs on) waits until its
+answer is on the socket."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 import struct
 from typing import Any
 
+import grpc
 import hpack
 import pytest
 import uvloop
@@ -202,6 +204,62 @@ def test_done_callbacks_run_after_the_answer_is_written() -> None:
                 assert loop.time() < deadline, "the done callback never ran"
                 await asyncio.sleep(0.01)
             assert b"answer" in seen[0]  # the answer was on the socket before it ran
+        finally:
+            sock.close()
+            await server.stop(grace=0)
+
+    uvloop.run(run())
+
+
+def test_every_call_reaches_the_end_hook_once_after_its_answer() -> None:
+    # What the access log is written from: answered calls, calls answered without a handler
+    # (unknown method, not gRPC), and a call the client resets before its request ended.
+    async def run() -> None:
+        ended: list[tuple[str, object, int]] = []
+        server = GrpcH2Server(
+            {"/test.Echo/Echo": Method(bytes, _echo, False)}, "127.0.0.1", 0,
+            max_message_bytes=1 << 20,
+            on_call_end=lambda context, http: ended.append((context.method, context.code(), http)),
+        )  # fmt: skip
+        await server.start()
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", server.port))
+        encoder = hpack.Encoder()
+
+        def call(stream_id: int, path: str, content_type: str, end: bool) -> bytes:
+            headers = [(":method", "POST"), (":scheme", "http"), (":authority", "test"),
+                       (":path", path), ("content-type", content_type)]  # fmt: skip
+            body = b"\0" + struct.pack(">I", 2) + b"hi"
+            return _frame(1, 0x4, stream_id, encoder.encode(headers)) + _frame(
+                0, 0x1 if end else 0, stream_id, body
+            )
+
+        try:
+            await loop.sock_sendall(
+                sock,
+                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0)
+                + call(1, "/test.Echo/Echo", "application/grpc", True)
+                + call(3, "/test.Echo/Nope", "application/grpc", True)
+                + call(5, "/test.Echo/Echo", "application/json", True)
+                + call(7, "/test.Echo/Echo", "application/grpc", False)
+                + _frame(3, 0, 7, struct.pack(">I", 8)),  # RST_STREAM CANCEL
+            )  # fmt: skip
+            deadline = loop.time() + 10
+            while len(ended) < 4:
+                assert loop.time() < deadline, ended
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # nothing is reported twice
+            assert sorted(ended, key=str) == sorted(
+                [
+                    ("/test.Echo/Echo", grpc.StatusCode.OK, 200),
+                    ("/test.Echo/Nope", grpc.StatusCode.UNIMPLEMENTED, 200),
+                    ("/test.Echo/Echo", None, 415),
+                    ("/test.Echo/Echo", None, 200),
+                ],
+                key=str,
+            )
         finally:
             sock.close()
             await server.stop(grace=0)

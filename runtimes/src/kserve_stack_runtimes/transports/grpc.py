@@ -10,6 +10,7 @@ import asyncio
 import logging
 import math
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,12 +24,18 @@ from kserve_stack_runtimes.dataplane import DataPlane
 from kserve_stack_runtimes.errors import InvalidInputError, ServingError, public_message, status_of
 from kserve_stack_runtimes.logs import request_id_var
 from kserve_stack_runtimes.protocol import v2
+from kserve_stack_runtimes.transports.access import AccessLog
 from kserve_stack_runtimes.transports.h2grpc import GrpcH2Server, Method, RpcContext
 
 log = logging.getLogger("kserve_stack_runtimes.grpc")
 
 SERVICE_NAME = "inference.GRPCInferenceService"
 HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
+#: Calls that probes make every few seconds: their access lines are logged at DEBUG.
+_PROBE_METHODS = frozenset(
+    [f"/{HEALTH_SERVICE_NAME}/{m}" for m in ("Check", "Watch")]
+    + [f"/{SERVICE_NAME}/{m}" for m in ("ServerLive", "ServerReady", "ModelReady")]
+)
 
 #: Which field of InferTensorContents carries each datatype.
 _CONTENTS_FIELD = {
@@ -167,6 +174,7 @@ class InferenceServicer:
         return pb.ServerReadyResponse(ready=self.dp.ready())
 
     async def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
+        context.fields["model"] = request.name
         try:
             return pb.ModelReadyResponse(
                 ready=self.dp.model_ready(request.name, request.version or None)
@@ -181,6 +189,7 @@ class InferenceServicer:
         )
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+        context.fields["model"] = request.name
         try:
             meta = self.dp.model_metadata(request.name, request.version or None)
             return pb.ModelMetadataResponse(
@@ -200,16 +209,18 @@ class InferenceServicer:
         token = request_id_var.set(request_id)
         dp = self.dp
         name = request.model_name
-        status = "OK"
+        context.fields["model"] = name
+        context.fields["request_id"] = request_id
         gauge = dp.metrics.inflight_gauge("grpc-v2")
         gauge.inc()
         dp.inflight += 1
 
-        def over(_context: Any) -> None:  # after the answer left: it need not wait for this
+        def over(context: RpcContext) -> None:  # after the answer left: it need not wait
             gauge.dec()
             dp.inflight -= 1
             if name in dp.repository.names():
-                dp.metrics.count_request(name, status, "grpc-v2")
+                code = context.code()  # None: cancelled by the client, or the connection lost
+                dp.metrics.count_request(name, code.name if code else "CANCELLED", "grpc-v2")
 
         context.add_done_callback(over)
         try:
@@ -219,10 +230,8 @@ class InferenceServicer:
             response = dp.to_v2(model, infer_request, result)
             return encode_infer_response(response, infer_request, bool(request.raw_input_contents))
         except asyncio.CancelledError:  # deadline passed or the client cancelled
-            status = "CANCELLED"
             raise
         except Exception as exc:
-            status = status_of(exc).grpc.name
             await self._fail(context, exc)
         finally:
             request_id_var.reset(token)
@@ -316,17 +325,47 @@ class GrpcServer:
         max_message_bytes: int,
         *,
         reuse_port: bool = False,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.dp = dataplane
         self.health = HealthService()
+        self.access_log = access_log
         self.server = GrpcH2Server(
             _methods(InferenceServicer(dataplane), self.health),
             host,
             port,
             max_message_bytes=max_message_bytes,
             reuse_port=reuse_port,
+            on_call_end=self._log_call if access_log is not None else None,
         )
         self.port = self.server.port
+
+    def _log_call(self, context: RpcContext, http_status: int) -> None:
+        """The call's access line, written after its answer (the same fields as REST's)."""
+        assert self.access_log is not None
+        level = self.access_log.level(context.method in _PROBE_METHODS)
+        if not level:
+            return
+        code = context.code()  # None: the client cancelled, or the connection was lost
+        grpc_status = code.name if code is not None else "CANCELLED"
+        if http_status != 200:  # not a gRPC request (415): no gRPC status was sent
+            grpc_status = "-"
+        request_id = context.fields.get("request_id")
+        if request_id is None:  # calls other than ModelInfer: the caller's id, if it gave one
+            given = [v for k, v in context.invocation_metadata() if k == "x-request-id"]
+            request_id = given[0] if given and isinstance(given[0], str) else "-"
+        fields = {
+            "client": context.peer().partition(":")[2] or "-",
+            "method": "POST",
+            "path": context.method,
+            "status": http_status,
+            "grpc_status": grpc_status,
+            "duration_ms": round((time.perf_counter() - context.started) * 1e3, 3),
+            "request_id": request_id,
+            "model": context.fields.get("model") or "-",
+            "protocol": "grpc-v2",
+        }
+        self.access_log.write(level, f"gRPC {context.method} {grpc_status}", fields)
 
     async def start(self) -> None:
         await self.set_serving(self.dp.ready())

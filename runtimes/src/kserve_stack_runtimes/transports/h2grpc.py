@@ -147,17 +147,28 @@ class AbortError(Exception):
 
 class RpcContext:
     """What a handler gets besides its request: the call's metadata, peer, deadline, abort,
-    and callbacks for when the call is over."""
+    and callbacks for when the call is over. Made when the call's headers arrive."""
 
-    __slots__ = ("_done", "_metadata", "_peer", "deadline")
+    __slots__ = ("_code", "_done", "_metadata", "_peer", "deadline", "fields", "method", "started")
 
     def __init__(
-        self, metadata: list[tuple[str, str | bytes]], peer: str, deadline: float | None
+        self,
+        metadata: list[tuple[str, str | bytes]],
+        peer: str,
+        deadline: float | None,
+        method: str = "",
     ) -> None:
         self._metadata = metadata
         self._peer = peer
         #: ``time.monotonic()`` value at which the call's deadline passes, if it has one.
         self.deadline = deadline
+        #: The call's path, ``/package.Service/Method``.
+        self.method = method
+        #: ``time.perf_counter()`` when the call's headers arrived.
+        self.started = time.perf_counter()
+        #: What the handler adds to the call's access log line (``model``, ``request_id``).
+        self.fields: dict[str, str] = {}
+        self._code: int | None = None
         self._done: list[Callable[[RpcContext], None]] = []
 
     def add_done_callback(self, callback: Callable[[RpcContext], None]) -> None:
@@ -174,6 +185,11 @@ class RpcContext:
             except Exception:
                 log.exception("a done callback of a gRPC call failed")
 
+    def code(self) -> grpc.StatusCode | None:
+        """The status the call ended with; None while it runs, or if it ended without an
+        answer (the client cancelled it or the connection was lost)."""
+        return None if self._code is None else _STATUS_BY_VALUE[self._code]
+
     def invocation_metadata(self) -> list[tuple[str, str | bytes]]:
         """The request's custom metadata: lower-case keys; ``-bin`` values are bytes."""
         return self._metadata
@@ -186,6 +202,12 @@ class RpcContext:
 
     async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
         raise AbortError(code, details)
+
+
+_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+#: Called once a call is over and its answer was written: its context and the HTTP status of
+#: the answer (200 for every gRPC status; 415 for a request that was not gRPC).
+CallEnded = Callable[[RpcContext, int], None]
 
 
 Handler = Callable[[Any, RpcContext], Awaitable[Any]]
@@ -252,9 +274,12 @@ def _parse_timeout(value: bytes) -> float | None:
 class _Stream:
     __slots__ = (
         "body",
+        "called",
         "closed_remote",
+        "context",
         "done",
         "headers_sent",
+        "http_status",
         "id",
         "method",
         "pending",
@@ -267,9 +292,15 @@ class _Stream:
         "trailers",
     )
 
-    def __init__(self, stream_id: int, setup: _CallSetup, send_window: int) -> None:
+    def __init__(
+        self, stream_id: int, setup: _CallSetup, send_window: int, context: RpcContext
+    ) -> None:
         self.id = stream_id
         self.setup = setup
+        self.context = context
+        #: The handler was started (it reports the call's end itself, when it returns).
+        self.called = False
+        self.http_status = 200
         self.method: Method | None = None
         self.body = bytearray()
         self.closed_remote = False
@@ -293,6 +324,8 @@ class _Connection(asyncio.Protocol):
         self.out: list[bytes] = []
         self.flush_scheduled = False
         self.reading = False
+        #: While reading: no further complete frame follows the one being handled.
+        self.last_in_read = False
         self.streams: dict[int, _Stream] = {}
         self.last_stream_id = 0
         self.decoder = hpack.Decoder(max_header_list_size=_MAX_HEADER_LIST_SIZE)
@@ -307,8 +340,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.peer = "unknown"
         self.warned_held = False
-        #: Calls that are over, whose done callbacks run after the next write.
-        self.ended: list[RpcContext] = []
+        #: Calls that are over, whose done callbacks (and access line) follow the next write.
+        self.ended: list[_Stream] = []
 
     # -- connection lifecycle ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -318,8 +351,8 @@ class _Connection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
-            family = "ipv6" if ":" in str(peer[0]) else "ipv4"
-            self.peer = f"{family}:{peer[0]}:{peer[1]}"
+            host = str(peer[0])  # as grpc formats peers: ipv4:1.2.3.4:5, ipv6:[::1]:5
+            self.peer = f"ipv6:[{host}]:{peer[1]}" if ":" in host else f"ipv4:{host}:{peer[1]}"
         settings = struct.pack(
             ">HIHIHIHI",
             3, _MAX_CONCURRENT_STREAMS,
@@ -359,10 +392,24 @@ class _Connection(asyncio.Protocol):
         if self.ended:
             self._run_ended()
 
+    def _ended(self, stream: _Stream) -> None:
+        self.ended.append(stream)
+        if self.closed:
+            self._run_ended()
+        else:
+            self.schedule_flush()  # while reading, the read's own flush comes first
+
     def _run_ended(self) -> None:
         ended, self.ended = self.ended, []
-        for context in ended:
+        on_call_end = self.server.on_call_end
+        for stream in ended:
+            context = stream.context
             context._run_done_callbacks()
+            if on_call_end is not None:
+                try:
+                    on_call_end(context, stream.http_status)
+                except Exception:
+                    log.exception("the end-of-call hook of the gRPC server failed")
 
     def schedule_flush(self) -> None:
         """Write at the end of this loop iteration: calls that finish together share a write."""
@@ -425,6 +472,10 @@ class _Connection(asyncio.Protocol):
             stream_id = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
             payload = bytes(buf[pos + 9 : pos + 9 + length])
             pos += 9 + length
+            rest = end - pos
+            self.last_in_read = rest < 9 or rest - 9 < (
+                (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+            )
             try:
                 self._on_frame(ftype, flags, stream_id, payload)
             except BaseException:
@@ -584,11 +635,15 @@ class _Connection(asyncio.Protocol):
             # Refused before any processing: gRPC clients may retry such a call elsewhere.
             self.out.append(_frame(_RST_STREAM, 0, stream_id, struct.pack(">I", _REFUSED_STREAM)))
             return
-        stream = _Stream(stream_id, setup, self.peer_window)
+        timeout = setup.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        context = RpcContext(setup.metadata, self.peer, deadline, setup.path)
+        stream = _Stream(stream_id, setup, self.peer_window, context)
         self.streams[stream_id] = stream
         if setup.bad_content_type:
             block = b"\x00" + _hpack_int(7, 7) + b":status" + b"\x03415"
             self.out.append(_frame(_HEADERS, _END_HEADERS | _END_STREAM, stream_id, block))
+            stream.http_status = 415
             self._finish(stream)
             return
         method = self.server.methods.get(setup.path)
@@ -658,21 +713,16 @@ class _Connection(asyncio.Protocol):
             )
             return
         stream.body = bytearray()
+        stream.called = True
         stream.task = run_inline(self._call(stream, messages[0]))
 
     async def _call(self, stream: _Stream, message: bytes) -> None:
         assert stream.method is not None
         runner = self._run_stream if stream.method.streaming else self._run_unary
-        context = self._context(stream)
         try:
-            await runner(stream, message, context)
+            await runner(stream, message, stream.context)
         finally:  # the call is over: its done callbacks run once its answer is written
-            if context._done:
-                self.ended.append(context)
-                if self.closed:
-                    self._run_ended()
-                else:
-                    self.schedule_flush()  # while reading, the read's own flush comes first
+            self._ended(stream)
 
     def _messages(self, stream: _Stream) -> list[bytes] | None:
         body = stream.body
@@ -720,11 +770,6 @@ class _Connection(asyncio.Protocol):
             out.append(message)
         return out
 
-    def _context(self, stream: _Stream) -> RpcContext:
-        timeout = stream.setup.timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        return RpcContext(stream.setup.metadata, self.peer, deadline)
-
     def _parse(self, stream: _Stream, message: bytes) -> Any:
         assert stream.method is not None
         try:
@@ -753,12 +798,18 @@ class _Connection(asyncio.Protocol):
         if stream.done or self.closed:
             return
         n = len(data)
+        context._code = 0
         self._send(
             stream,
             bytes((0, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)) + data,
             _OK_TRAILERS,
         )
-        self.schedule_flush()
+        if self.reading and self.last_in_read:
+            # Nothing else in this read to answer in the same write: write now, so that the
+            # call's unwinding (and freeing its request and answer) follows the answer.
+            self.flush()
+        else:
+            self.schedule_flush()
 
     async def _run_stream(self, stream: _Stream, message: bytes, context: RpcContext) -> None:
         request = self._parse(stream, message)
@@ -779,6 +830,7 @@ class _Connection(asyncio.Protocol):
                 raise
             return
         if not stream.done and not self.closed:
+            context._code = 0
             self._send(stream, b"", _OK_TRAILERS)
             self.schedule_flush()
 
@@ -810,6 +862,7 @@ class _Connection(asyncio.Protocol):
 
     # -- writing ------------------------------------------------------------------------------
     def _reply_status(self, stream: _Stream, code: grpc.StatusCode, message: str) -> None:
+        stream.context._code = code.value[0]
         block = _status_block(code.value[0], message)
         if stream.headers_sent:
             self._send(stream, b"", block)
@@ -901,6 +954,8 @@ class _Connection(asyncio.Protocol):
             # Replied before the request ended (an error): tell the client to stop sending.
             self.out.append(_frame(_RST_STREAM, 0, stream.id, struct.pack(">I", _NO_ERROR)))
         self._forget(stream)
+        if not stream.called:
+            self._ended(stream)
 
     def _forget(self, stream: _Stream) -> None:
         self.streams.pop(stream.id, None)
@@ -913,6 +968,8 @@ class _Connection(asyncio.Protocol):
             stream.timer = None
         if stream.task is not None and not stream.task.done():
             stream.task.cancel()
+        if not stream.called:
+            self._ended(stream)
 
 
 class GrpcH2Server:
@@ -927,8 +984,10 @@ class GrpcH2Server:
         max_message_bytes: int,
         reuse_port: bool = False,
         max_held_bytes: int = MAX_HELD_BYTES,
+        on_call_end: CallEnded | None = None,
     ) -> None:
         self.methods = methods
+        self.on_call_end = on_call_end
         self.max_message_bytes = max_message_bytes
         self.max_held_bytes = max_held_bytes
         self.connections: set[_Connection] = set()

@@ -30,6 +30,7 @@ from kserve_stack_runtimes.errors import (
 from kserve_stack_runtimes.logs import request_id_var
 from kserve_stack_runtimes.protocol import v1, v2
 from kserve_stack_runtimes.settings import ServerSettings
+from kserve_stack_runtimes.transports.access import AccessLog
 from kserve_stack_runtimes.transports.openapi import DOCS_HTML, openapi_spec
 
 Scope = MutableMapping[str, Any]
@@ -38,7 +39,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("kserve_stack_runtimes.rest")
-access_log = logging.getLogger("kserve_stack_runtimes.access")
 _PROBE_PATHS = frozenset({"/", "/v2/health/live", "/v2/health/ready", "/metrics"})
 
 _JSON = b"application/json"
@@ -76,8 +76,7 @@ class RestApp:
         self.dp = dataplane
         self.settings = settings
         self.max_body = settings.max_request_body_bytes
-        self.access_log = settings.access_log
-        self.access_format = settings.access_log_format
+        self.access_log = AccessLog(settings)
         self._spec = orjson.dumps(openapi_spec())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,33 +123,22 @@ class RestApp:
             raw_headers.extend(reply.extra_headers)
         await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": reply.body})
-        if self.access_log:
-            self._log_access(scope, reply, request_id, protocol, start)
-
-    def _log_access(
-        self, scope: Scope, reply: Reply, request_id: str, protocol: str, start: float
-    ) -> None:
-        # Probes and scrapes arrive every few seconds; logged at INFO they would drown the
-        # log (the server logs its own readiness changes).
         path = scope["path"]
-        level = logging.DEBUG if path in _PROBE_PATHS else logging.INFO
-        if not access_log.isEnabledFor(level):
-            return
-        client = scope.get("client")
-        fields = {
-            "client": f"{client[0]}:{client[1]}" if client else "-",
-            "method": scope["method"],
-            "path": scope["path"],
-            "status": reply.status,
-            "duration_ms": round((time.perf_counter() - start) * 1e3, 3),
-            "request_id": request_id,
-            "model": reply.model or "-",
-            "protocol": protocol,
-        }
-        if self.access_format:
-            access_log.log(level, self.access_format % fields)
-        else:
-            access_log.log(level, "%s %s %s", scope["method"], path, reply.status, extra=fields)
+        level = self.access_log.level(path in _PROBE_PATHS)
+        if level:
+            client = scope.get("client")
+            fields = {
+                "client": f"{client[0]}:{client[1]}" if client else "-",
+                "method": scope["method"],
+                "path": path,
+                "status": reply.status,
+                "grpc_status": "-",
+                "duration_ms": round((time.perf_counter() - start) * 1e3, 3),
+                "request_id": request_id,
+                "model": reply.model or "-",
+                "protocol": protocol,
+            }
+            self.access_log.write(level, f"{scope['method']} {path} {reply.status}", fields)
 
     async def _read_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
