@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kserve_stack_runtimes.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
@@ -51,8 +51,19 @@ class ModelRepository:
     def all_ready(self) -> bool:
         return bool(self._models) and all(m.ready for m in self._models.values())
 
-    async def load(self, name: str) -> Model:
-        """(Re)load ``name``: a known model reloads, an unknown one comes from the factory."""
+    async def load(self, name: str, parameters: Mapping[str, Any] | None = None) -> Model:
+        """(Re)load ``name``: a known model reloads, an unknown one comes from the factory.
+
+        ``parameters`` are those of the load request (Triton's ``config`` and ``file:...``
+        overrides): none is supported, so a request with any is refused rather than loaded
+        without what it asked for.
+        """
+        if parameters:
+            raise InvalidInputError(
+                f"Loading model {name!r} with parameters ({', '.join(sorted(parameters))}) is "
+                "not supported: models load from their directory under --model_dir, without "
+                "config or file overrides."
+            )
         model = self._models.get(name)
         if model is None:
             if self._factory is None:

@@ -6,8 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from runtimes_support import SAMPLE, SAMPLE_CLASSES, ServerProcess
 
@@ -28,8 +30,29 @@ def test_triton_http_client(sklearn_server: ServerProcess, binary: bool) -> None
     assert result.as_numpy("output-0").tolist() == SAMPLE_CLASSES
 
 
+def test_triton_clients_repository_load_and_unload(sklearn_server: ServerProcess) -> None:
+    # tritonclient sends unload_dependents with every unload; load overrides (config, files)
+    # cannot be honoured here and are refused with a message, not silently dropped.
+    http = httpclient.InferenceServerClient(f"127.0.0.1:{sklearn_server.http_port}")
+    grpc_ = grpcclient.InferenceServerClient(sklearn_server.grpc_target)
+    ready = f"{sklearn_server.url}/v2/models/iris/ready"
+    for client, error in ((http, httpclient.InferenceServerException),
+                          (grpc_, grpcclient.InferenceServerException)):  # fmt: skip
+        client.unload_model("iris")
+        assert httpx.get(ready).status_code != 200
+        client.load_model("iris")
+        assert client.is_model_ready("iris")
+        with pytest.raises(error) as info:
+            client.load_model("iris", config='{"backend": "onnxruntime"}')
+        assert "config" in info.value.message() and "not supported" in info.value.message()
+        assert client.is_model_ready("iris")  # a refused load leaves the model as it was
+    r = httpx.post(f"{sklearn_server.url}/v2/repository/models/iris/load", content=b"{not json")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+
+
 KSERVE_SCRIPT = """
 import asyncio, sys
+import httpx
 import numpy as np
 from kserve import InferenceRESTClient, InferRequest, InferInput, RESTConfig
 from kserve.inference_client import InferenceGRPCClient

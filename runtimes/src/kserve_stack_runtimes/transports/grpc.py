@@ -237,16 +237,20 @@ class InferenceServicer:
             request_id_var.reset(token)
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802
+        name = request.triton_model_name or request.model_name  # Triton's layout, or KServe's
+        context.fields["model"] = name
         try:
-            await self.dp.repository.load(request.model_name)
-            return pb.RepositoryModelLoadResponse(model_name=request.model_name, isLoaded=True)
+            await self.dp.repository.load(name, _params(request.parameters))
+            return pb.RepositoryModelLoadResponse(model_name=name, isLoaded=True)
         except Exception as exc:
             await self._fail(context, exc)
 
     async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:  # noqa: N802
+        name = request.triton_model_name or request.model_name  # Triton's layout, or KServe's
+        context.fields["model"] = name
         try:
-            self.dp.repository.unload(request.model_name)
-            return pb.RepositoryModelUnloadResponse(model_name=request.model_name, isUnloaded=True)
+            self.dp.repository.unload(name)
+            return pb.RepositoryModelUnloadResponse(model_name=name, isUnloaded=True)
         except Exception as exc:
             await self._fail(context, exc)
 

@@ -314,14 +314,28 @@ class RestApp:
             return _json(repo.index())
         if len(parts) == 3 and parts[0] == "models" and parts[2] in ("load", "unload"):
             _allow(method, "POST")
-            await self._read_body(scope, receive, headers)
+            body = await self._read_body(scope, receive, headers)
             name = parts[1]
             if parts[2] == "load":
-                await repo.load(name)
+                await repo.load(name, _load_parameters(body))
                 return _json({"name": name, "load": True})
             repo.unload(name)
             return _json({"name": name, "unload": True})
         raise RouteNotFoundError(f"No endpoint at {scope['path']}.")
+
+
+def _load_parameters(body: bytes) -> dict[str, Any] | None:
+    """The ``parameters`` of a repository load request's body (it may have none)."""
+    if not body.strip():
+        return None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"The load request is not valid JSON: {exc}") from None
+    parameters = doc.get("parameters") if isinstance(doc, dict) else None
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidInputError("The load request's parameters must be an object.")
+    return parameters
 
 
 def _allow(method: str, *allowed: str) -> None:
