@@ -11,6 +11,7 @@ import logging
 import logging.config
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,16 @@ class JsonFormatter(logging.Formatter):
         self._second = -1
         self._second_text = ""
 
-    def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
+    def timestamp(self, created: float) -> str:
+        second = int(created)
         if second != self._second:  # a line per request: format the date once a second
             self._second = second
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
-            "ts": f"{self._second_text}.{int(record.msecs):03d}Z",
+            "ts": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -60,8 +64,68 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
+#: The handler :func:`configure` installed (None under a ``--log_config_file`` or without it).
+_HANDLER: _BufferedHandler | None = None
+
+#: Writes one line for ``logger`` at a level: ``(level, msg, request_id, fields)``.
+LineWriter = Callable[[int, str, str, dict[str, Any]], None]
+
+
+def direct_writer(logger: logging.Logger) -> LineWriter | None:
+    """A writer of ``logger``'s lines straight to the JSON stream, or None.
+
+    One access line per request through the ``logging`` machinery (a LogRecord, the handler
+    chain, the formatter's walk over the record) costs about 25 us, a tenth of a whole request
+    to this server. When logging is exactly as :func:`configure` set it up, so that nothing
+    but our JSON handler would see the record, the same line is written directly: the caller
+    checks the level first (``logger.isEnabledFor``). Under any other configuration (a
+    ``--log_config_file``, handlers or filters added by the application) this returns None and
+    the caller logs as usual.
+    """
+    handler = _HANDLER
+    root = logging.getLogger()
+    if handler is None or root.handlers != [handler] or root.filters:
+        return None
+    if len(handler.filters) != 1 or not isinstance(handler.filters[0], RequestIdFilter):
+        return None
+    formatter = handler.formatter
+    if type(formatter) is not JsonFormatter:
+        return None
+    node: logging.Logger | None = logger
+    while node is not None and node is not root:
+        if node.handlers or node.filters or not node.propagate:
+            return None
+        node = node.parent
+    stream = handler.stream
+    lock = handler.lock
+    name = logger.name
+
+    def write(level: int, msg: str, request_id: str, fields: dict[str, Any]) -> None:
+        if level < handler.level:
+            return
+        doc: dict[str, Any] = {
+            "ts": formatter.timestamp(time.time()),
+            "level": logging.getLevelName(level),
+            "logger": name,
+            "msg": msg,
+            "request_id": request_id,
+        }
+        for key, value in fields.items():
+            if key != "request_id":
+                doc[key] = value
+        line = orjson.dumps(doc, default=str).decode()
+        if lock is None:
+            stream.write(line + "\n")
+            return
+        with lock:
+            stream.write(line + "\n")
+
+    return write
+
+
 def configure(level: str = "INFO", config_file: str | None = None) -> None:
     """Set up logging: a dictConfig file when given, JSON lines on stderr otherwise."""
+    global _HANDLER  # noqa: PLW0603 - the one handler of this process's default logging
     if config_file:
         path = Path(config_file)
         text = path.read_text()
@@ -74,8 +138,9 @@ def configure(level: str = "INFO", config_file: str | None = None) -> None:
         # The server's loggers exist already (module level): keep them unless told otherwise.
         config.setdefault("disable_existing_loggers", False)
         logging.config.dictConfig(config)
+        _HANDLER = None
         return
-    handler = _BufferedHandler(_buffered_stderr())
+    handler = _HANDLER = _BufferedHandler(_buffered_stderr())
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
