@@ -9,8 +9,10 @@ answer is on the socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -53,6 +55,25 @@ def _calls(count: int = CALLS) -> bytes:
     )
 
 
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+@contextlib.asynccontextmanager
+async def _connected(server: GrpcH2Server, rcvbuf: int = 0) -> AsyncIterator[socket.socket]:
+    """``server`` started, and a non-blocking socket connected to it; both closed after."""
+    await server.start()
+    sock = socket.socket()
+    try:
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+        yield sock
+    finally:
+        sock.close()
+        await server.stop(grace=0)
+
+
 def test_a_peer_that_does_not_read_is_not_read_either() -> None:
     async def run() -> None:
         server = GrpcH2Server(
@@ -61,25 +82,19 @@ def test_a_peer_that_does_not_read_is_not_read_either() -> None:
             0,
             max_message_bytes=1 << 20,
         )
-        await server.start()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # we read nothing
-        sock.setblocking(False)
         loop = asyncio.get_running_loop()
-        await loop.sock_connect(sock, ("127.0.0.1", server.port))
-        # Our windows wide open, so that only TCP holds the server's answers back.
-        preface = (
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-            + _frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
-            + _frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535))
-        )
-        sending = asyncio.ensure_future(loop.sock_sendall(sock, preface + _calls()))
-        try:
-            await _check(server, sock, sending)
-        finally:
-            sending.cancel()
-            sock.close()
-            await server.stop(grace=0)
+        async with _connected(server, rcvbuf=64 * 1024) as sock:  # we read nothing
+            # Our windows wide open, so that only TCP holds the server's answers back.
+            preface = (
+                PREFACE
+                + _frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
+                + _frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535))
+            )
+            sending = asyncio.ensure_future(loop.sock_sendall(sock, preface + _calls()))
+            try:
+                await _check(server, sock, sending)
+            finally:
+                sending.cancel()
 
     uvloop.run(run())  # the server's own loop
 
@@ -128,16 +143,10 @@ def test_calls_are_refused_while_a_peer_opens_no_window() -> None:
             max_message_bytes=1 << 20,
             max_held_bytes=limit,
         )
-        await server.start()
         loop = asyncio.get_running_loop()
-        sock = socket.socket()
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", server.port))
-        try:
+        async with _connected(server) as sock:
             # Stream windows of 0: every answer waits for the peer's window.
-            preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(
-                4, 0, 0, struct.pack(">HI", 4, 0)
-            )
+            preface = PREFACE + _frame(4, 0, 0, struct.pack(">HI", 4, 0))
             await loop.sock_sendall(sock, preface + _calls(count))
             refused: set[int] = set()
             buf = bytearray()
@@ -166,9 +175,6 @@ def test_calls_are_refused_while_a_peer_opens_no_window() -> None:
                         answered.add(stream_id)
             assert not answered & refused
             assert len(refused) >= count - limit // SIZE - 1
-        finally:
-            sock.close()
-            await server.stop(grace=0)
 
     uvloop.run(run())
 
@@ -176,12 +182,12 @@ def test_calls_are_refused_while_a_peer_opens_no_window() -> None:
 def test_done_callbacks_run_after_the_answer_is_written() -> None:
     async def run() -> None:
         seen: list[bytes] = []
-        sock = socket.socket()
+        peer: list[socket.socket] = []
 
         async def handler(request: bytes, context: Any) -> _Echo:
             def over(_context: Any) -> None:  # what reached the client by then
                 try:
-                    seen.append(sock.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+                    seen.append(peer[0].recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT))
                 except BlockingIOError:
                     seen.append(b"")
 
@@ -192,21 +198,15 @@ def test_done_callbacks_run_after_the_answer_is_written() -> None:
             {"/test.Echo/Echo": Method(bytes, handler, False)}, "127.0.0.1", 0,
             max_message_bytes=1 << 20,
         )  # fmt: skip
-        await server.start()
         loop = asyncio.get_running_loop()
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", server.port))
-        try:
-            preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0)
-            await loop.sock_sendall(sock, preface + _calls(1))
+        async with _connected(server) as sock:
+            peer.append(sock)
+            await loop.sock_sendall(sock, PREFACE + _frame(4, 0, 0) + _calls(1))
             deadline = loop.time() + 10
             while not seen:
                 assert loop.time() < deadline, "the done callback never ran"
                 await asyncio.sleep(0.01)
             assert b"answer" in seen[0]  # the answer was on the socket before it ran
-        finally:
-            sock.close()
-            await server.stop(grace=0)
 
     uvloop.run(run())
 
@@ -221,11 +221,7 @@ def test_every_call_reaches_the_end_hook_once_after_its_answer() -> None:
             max_message_bytes=1 << 20,
             on_call_end=lambda context, http: ended.append((context.method, context.code(), http)),
         )  # fmt: skip
-        await server.start()
         loop = asyncio.get_running_loop()
-        sock = socket.socket()
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", server.port))
         encoder = hpack.Encoder()
 
         def call(stream_id: int, path: str, content_type: str, end: bool) -> bytes:
@@ -236,10 +232,10 @@ def test_every_call_reaches_the_end_hook_once_after_its_answer() -> None:
                 0, 0x1 if end else 0, stream_id, body
             )
 
-        try:
+        async with _connected(server) as sock:
             await loop.sock_sendall(
                 sock,
-                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0)
+                PREFACE + _frame(4, 0, 0)
                 + call(1, "/test.Echo/Echo", "application/grpc", True)
                 + call(3, "/test.Echo/Nope", "application/grpc", True)
                 + call(5, "/test.Echo/Echo", "application/json", True)
@@ -260,8 +256,5 @@ def test_every_call_reaches_the_end_hook_once_after_its_answer() -> None:
                 ],
                 key=str,
             )
-        finally:
-            sock.close()
-            await server.stop(grace=0)
 
     uvloop.run(run())
