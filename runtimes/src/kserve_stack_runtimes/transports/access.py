@@ -9,6 +9,7 @@ scrapes are logged at DEBUG: they come every few seconds and would drown the log
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kserve_stack_runtimes import logs
@@ -48,7 +49,34 @@ class AccessLog:
         level = logging.DEBUG if probe else logging.INFO
         return level if access_log.isEnabledFor(level) else 0
 
-    def write(self, level: int, summary: str, fields: dict[str, Any]) -> None:
+    def write(
+        self,
+        level: int,
+        summary: str,
+        *,
+        client: str,
+        method: str,
+        path: str,
+        status: int,
+        grpc_status: str,
+        started: float,
+        request_id: str,
+        model: str,
+        protocol: str,
+    ) -> None:
+        """One line: ``summary`` with the fields (:data:`FIELDS`), or the operator's format
+        over them; ``started`` is the ``time.perf_counter()`` at which the request came."""
+        fields: dict[str, Any] = {
+            "client": client,
+            "method": method,
+            "path": path,
+            "status": status,
+            "grpc_status": grpc_status,
+            "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
+            "request_id": request_id,
+            "model": model,
+            "protocol": protocol,
+        }
         direct = self._direct
         if self.format:
             line = self.format % fields

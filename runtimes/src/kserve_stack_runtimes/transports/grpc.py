@@ -10,7 +10,6 @@ import asyncio
 import logging
 import math
 import os
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -218,9 +217,8 @@ class InferenceServicer:
         def over(context: RpcContext) -> None:  # after the answer left: it need not wait
             gauge.dec()
             dp.inflight -= 1
-            if name in dp.repository.names():
-                code = context.code()  # None: cancelled by the client, or the connection lost
-                dp.metrics.count_request(name, code.name if code else "CANCELLED", "grpc-v2")
+            if name in dp.repository:
+                dp.metrics.count_request(name, context.status_name(), "grpc-v2")
 
         context.add_done_callback(over)
         try:
@@ -350,26 +348,25 @@ class GrpcServer:
         level = self.access_log.level(context.method in _PROBE_METHODS)
         if not level:
             return
-        code = context.code()  # None: the client cancelled, or the connection was lost
-        grpc_status = code.name if code is not None else "CANCELLED"
-        if http_status != 200:  # not a gRPC request (415): no gRPC status was sent
-            grpc_status = "-"
+        # A request that was not gRPC (415) got no gRPC status.
+        grpc_status = context.status_name() if http_status == 200 else "-"
         request_id = context.fields.get("request_id")
         if request_id is None:  # calls other than ModelInfer: the caller's id, if it gave one
             given = [v for k, v in context.invocation_metadata() if k == "x-request-id"]
             request_id = given[0] if given and isinstance(given[0], str) else "-"
-        fields = {
-            "client": context.peer().partition(":")[2] or "-",
-            "method": "POST",
-            "path": context.method,
-            "status": http_status,
-            "grpc_status": grpc_status,
-            "duration_ms": round((time.perf_counter() - context.started) * 1e3, 3),
-            "request_id": request_id,
-            "model": context.fields.get("model") or "-",
-            "protocol": "grpc-v2",
-        }
-        self.access_log.write(level, f"gRPC {context.method} {grpc_status}", fields)
+        self.access_log.write(
+            level,
+            f"gRPC {context.method} {grpc_status}",
+            client=context.peer().partition(":")[2] or "-",
+            method="POST",
+            path=context.method,
+            status=http_status,
+            grpc_status=grpc_status,
+            started=context.started,
+            request_id=request_id,
+            model=context.fields.get("model") or "-",
+            protocol="grpc-v2",
+        )
 
     async def start(self) -> None:
         await self.set_serving(self.dp.ready())

@@ -190,6 +190,11 @@ class RpcContext:
         answer (the client cancelled it or the connection was lost)."""
         return None if self._code is None else _STATUS_BY_VALUE[self._code]
 
+    def status_name(self) -> str:
+        """The name of the status the call ended with, as metrics and logs show it:
+        ``CANCELLED`` for a call that ended without an answer."""
+        return "CANCELLED" if self._code is None else _STATUS_BY_VALUE[self._code].name
+
     def invocation_metadata(self) -> list[tuple[str, str | bytes]]:
         """The request's custom metadata: lower-case keys; ``-bin`` values are bytes."""
         return self._metadata

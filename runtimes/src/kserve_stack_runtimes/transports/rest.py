@@ -127,18 +127,19 @@ class RestApp:
         level = self.access_log.level(path in _PROBE_PATHS)
         if level:
             client = scope.get("client")
-            fields = {
-                "client": f"{client[0]}:{client[1]}" if client else "-",
-                "method": scope["method"],
-                "path": path,
-                "status": reply.status,
-                "grpc_status": "-",
-                "duration_ms": round((time.perf_counter() - start) * 1e3, 3),
-                "request_id": request_id,
-                "model": reply.model or "-",
-                "protocol": protocol,
-            }
-            self.access_log.write(level, f"{scope['method']} {path} {reply.status}", fields)
+            self.access_log.write(
+                level,
+                f"{scope['method']} {path} {reply.status}",
+                client=f"{client[0]}:{client[1]}" if client else "-",
+                method=scope["method"],
+                path=path,
+                status=reply.status,
+                grpc_status="-",
+                started=start,
+                request_id=request_id,
+                model=reply.model or "-",
+                protocol=protocol,
+            )
 
     async def _read_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
