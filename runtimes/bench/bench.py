@@ -2,7 +2,11 @@
 
 Same model file, same machine, one worker process each (MLServer: parallel_workers=0, since its
 worker pool crashes here). Each server answers V1 REST (not MLServer), V2 REST and V2 gRPC at
-concurrency 1 and 32 with one connection per concurrent request, after a warm-up. The servers
+concurrency 1 and 32, after a warm-up. Concurrent REST requests each hold a keep-alive
+connection (HTTP/1.1 has one request at a time per connection); concurrent gRPC calls share one
+channel, as gRPC clients send them (grpcio, tritonclient and KServe's client hold one HTTP/2
+connection per channel and multiplex calls over it; ghz's default is one connection), and the
+row `V2 gRPC/conn` gives gRPC at concurrency 32 with one connection per call as well. The servers
 run side by side (idle between their points: under 1 % of a core each) and each point is
 measured on every server in turn, so that load from other processes on a shared machine falls
 on all of them alike; and it is measured in `BENCH_ROUNDS` rounds (3) of `BENCH_DURATION`
@@ -33,8 +37,7 @@ Load generators, and why each is used:
   ghz-vs-wrk understates gRPC against REST. `BENCH_GENERATORS=h2load` skips wrk and ghz.
 
 `BENCH_SERVERS=ours` (or a comma-separated subset of ours,kserve,mlserver) benchmarks fewer
-servers; `BENCH_GHZ_CONNECTIONS=1` makes ghz share one connection between all calls (its
-default) instead of one per concurrent call.
+servers.
 """
 
 from __future__ import annotations
@@ -69,8 +72,6 @@ BENCH = REPO / ".bench"
 DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = (1, 32)
-#: ghz connections: 0 (default) holds one per concurrent call, as wrk and h2load do.
-GHZ_CONNECTIONS = int(os.environ.get("BENCH_GHZ_CONNECTIONS", "0"))
 GENERATORS = set(os.environ.get("BENCH_GENERATORS", "h2load,wrk,ghz").split(","))
 ROW = [5.0, 3.4, 1.5, 0.2]
 V1_BODY = json.dumps({"instances": [ROW]})
@@ -91,7 +92,10 @@ GRPC_DATA = json.dumps(
     }
 )
 GRPC_METHOD = "/inference.GRPCInferenceService/ModelInfer"
-PROTOCOLS = ("V1 REST", "V2 REST", "V2 gRPC")
+#: "V2 gRPC": concurrent calls over one channel; "V2 gRPC/conn": one connection per call (the
+#: same at concurrency 1, so measured at higher concurrency only).
+PROTOCOLS = ("V1 REST", "V2 REST", "V2 gRPC", "V2 gRPC/conn")
+GRPC_PER_CONNECTION = "V2 gRPC/conn"
 JSON_HEADERS = ["content-type: application/json"]
 GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"]
 
@@ -205,6 +209,8 @@ class Endpoint:
     body_file: Path
     headers: list[str]
     h1: bool
+    #: Concurrent requests share one connection (HTTP/2 streams) instead of one each.
+    multiplexed: bool = False
     #: Bytes of one verified answer as h2load counts them (the body; gRPC: its DATA payload).
     answer_bytes: int = 0
 
@@ -236,7 +242,8 @@ def check_grpc(target: str, message: bytes) -> int:
 def h2load(endpoint: Endpoint, conc: int, work: Path, seconds: int = DURATION) -> Load:
     log = work / "h2load.log"
     log.unlink(missing_ok=True)  # h2load appends to it
-    cmd = ["h2load", "-t1", f"-c{conc}", "-m1", f"-D{seconds}", "-d", str(endpoint.body_file)]
+    shape = ["-c1", f"-m{conc}"] if endpoint.multiplexed else [f"-c{conc}", "-m1"]
+    cmd = ["h2load", "-t1", *shape, f"-D{seconds}", "-d", str(endpoint.body_file)]
     for header in endpoint.headers:
         cmd += ["-H", header]
     if endpoint.h1:
@@ -265,7 +272,7 @@ def h2load(endpoint: Endpoint, conc: int, work: Path, seconds: int = DURATION) -
         print(f"  h2load: {failed} failed, {errored} errored, {timeout} timed out", flush=True)
         suspect = True
     # Each counted answer must have carried the verified body; partial answers of the requests
-    # still in flight when the time ran out may add at most one answer per connection.
+    # still in flight when the time ran out may add at most one answer per request in flight.
     received, expected = int(data.group(1)), ok * endpoint.answer_bytes
     if abs(received - expected) > conc * endpoint.answer_bytes:
         print(
@@ -304,12 +311,12 @@ def wrk(url: str, body: str, conc: int, work: Path, seconds: int = DURATION) -> 
     return Load(rps, float(p50_us) / 1e3, float(p99_us) / 1e3, int(requests), int(errors) > 0)
 
 
-def ghz(target: str, conc: int, ghz_bin: str) -> Load:
+def ghz(target: str, conc: int, ghz_bin: str, connections: int) -> Load:
     out = subprocess.run(
         [
             ghz_bin, "--insecure", "--proto", str(REPO / "runtimes/proto/grpc_predict_v2.proto"),
             "--call", "inference.GRPCInferenceService/ModelInfer", "-d", GRPC_DATA,
-            "-c", str(conc), "-z", f"{DURATION}s", "--connections", str(GHZ_CONNECTIONS or conc),
+            "-c", str(conc), "-z", f"{DURATION}s", "--connections", str(connections),
             "--format", "json", target,
         ],
         capture_output=True, text=True, check=False,
@@ -390,14 +397,14 @@ def _rps(f: Figures | None, width: int = 9) -> str:
 def print_table(rows: list[Row], summary: dict[str, tuple[float, float]]) -> None:
     print()
     print(f"h2load: the median of {ROUNDS} rounds of {DURATION} s per point; wrk / ghz: one run")
-    print(f"{'':36}{'h2load (REST and gRPC)':-^52}  {'wrk (REST) / ghz (gRPC)':-^31}")
+    print(f"{'':40}{'h2load (REST and gRPC)':-^52}  {'wrk (REST) / ghz (gRPC)':-^31}")
     print(
-        f"{'server':21} {'protocol':8} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server':21} {'protocol':12} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'srv CPU':>8} {'gen CPU':>8}   {'req/s':>9} {'p99 ms':>8} {'gen CPU':>8}"
     )
     for r in rows:
         m, f = r.main, r.ref
-        line = f"{r.server:21} {r.protocol:8} {r.conc:>4} {_rps(m)}"
+        line = f"{r.server:21} {r.protocol:12} {r.conc:>4} {_rps(m)}"
         if m is not None:
             line += f"{m.load.p50:>8.2f} {m.load.p99:>8.2f} {m.server_cpu:>8.3f} {m.gen_cpu:>8.3f}"
         else:
@@ -407,6 +414,10 @@ def print_table(rows: list[Row], summary: dict[str, tuple[float, float]]) -> Non
             line += f"{f.load.p99:>8.2f} {f.gen_cpu:>8.3f}"
         print(line)
     print("CPU columns: CPU ms per request (srv: the server's process tree; gen: the generator).")
+    print(
+        "V2 gRPC: concurrent calls over one channel (one HTTP/2 connection); V2 gRPC/conn: one "
+        "connection per call; REST: one connection per request in flight."
+    )
     if any(f is not None and f.load.suspect for r in rows for f in (r.main, r.ref)):
         print("! failed requests, or answers that were not all the verified one: see the log")
     print()
@@ -440,6 +451,13 @@ def print_targets(rows: list[Row], summary: dict[str, tuple[float, float]]) -> N
             + ref(g.ref, r.ref, lambda a, b: f"ghz {a.rps:.0f} vs wrk {b.rps:.0f} req/s")
             + f": {_verdict(gm.rps >= rm.rps)}"
         )
+        c = by.get((ours, GRPC_PER_CONNECTION, conc))
+        if c is not None and c.main is not None:
+            cm = c.main.load
+            print(
+                f"    (one connection per gRPC call, reported, not judged: {cm.rps:.0f} req/s, "
+                f"p99 {cm.p99:.2f} ms)"
+            )
     if ours not in summary or ks not in summary:
         return
     for proto in ("V1 REST", "V2 REST"):
@@ -540,9 +558,13 @@ def main() -> None:
                 "V2 gRPC": f"http://127.0.0.1:{server.grpc}{GRPC_METHOD}",
             }
             for proto in PROTOCOLS if server.v1 else PROTOCOLS[1:]:
+                if proto == GRPC_PER_CONNECTION:  # the V2 gRPC endpoint, one connection a call
+                    grpc_ep = endpoints[(server.name, "V2 gRPC")]
+                    endpoints[(server.name, proto)] = replace(grpc_ep, multiplexed=False)
+                    continue
                 rest = proto != "V2 gRPC"
                 headers = JSON_HEADERS if rest else GRPC_HEADERS
-                ep = Endpoint(proto, urls[proto], bodies[proto], headers, rest)
+                ep = Endpoint(proto, urls[proto], bodies[proto], headers, rest, not rest)
                 ep.answer_bytes = (
                     check_rest(ep.url, rest_bodies[proto])
                     if rest
@@ -552,7 +574,7 @@ def main() -> None:
                 if "h2load" in GENERATORS:
                     h2load(ep, 4, work, seconds=2)  # warm-up, not reported
             if "ghz" in GENERATORS:
-                ghz(f"127.0.0.1:{server.grpc}", 4, ghz_bin)  # warm-up (own connections)
+                ghz(f"127.0.0.1:{server.grpc}", 4, ghz_bin, 4)  # warm-up (own connections)
 
         # Each point on every server in turn, so that load from other processes on a shared
         # machine falls on all of them alike rather than on whichever server runs then; all
@@ -563,7 +585,9 @@ def main() -> None:
             for conc in CONCURRENCY:
                 for proto in PROTOCOLS:
                     for server in servers:
-                        if (server.name, proto) not in endpoints:
+                        if (server.name, proto) not in endpoints or (
+                            proto == GRPC_PER_CONNECTION and conc == 1
+                        ):
                             continue
                         ep = endpoints[(server.name, proto)]
                         point = (server.name, proto, conc)
@@ -582,7 +606,10 @@ def main() -> None:
                             load = partial(wrk, ep.url, rest_bodies[proto], conc, work)
                             refs[point] = measure(server, f"{label} wrk", load)
                         elif not ep.h1 and "ghz" in GENERATORS:
-                            load = partial(ghz, f"127.0.0.1:{server.grpc}", conc, ghz_bin)
+                            connections = 1 if ep.multiplexed else conc
+                            load = partial(
+                                ghz, f"127.0.0.1:{server.grpc}", conc, ghz_bin, connections
+                            )
                             refs[point] = measure(server, f"{label} ghz", load)
         for name, proto, conc in {*rounds, *refs}:
             point = (name, proto, conc)

@@ -143,8 +143,9 @@ def test_client_cancel_leaves_the_server_serving(stub: pb_grpc.GRPCInferenceServ
 def test_calls_that_end_early_are_counted_and_leave_no_call_in_flight(
     server: ServerProcess, stub: pb_grpc.GRPCInferenceServiceStub
 ) -> None:
-    # The in-flight gauge and the request counter are settled after the answer is written:
-    # also for a call past its deadline, one the client cancels and one that succeeds.
+    # The in-flight gauge and the request counter are settled once a call is over: also for a
+    # call past its deadline (the client's deadline and ours race: either way it is counted
+    # as DEADLINE_EXCEEDED), one the client cancels and one that succeeds.
     with pytest.raises(grpc.RpcError):
         stub.ModelInfer(_request(np.ones((1, 1)), sleep=3), timeout=0.2)
     future = stub.ModelInfer.future(_request(np.ones((1, 1)), sleep=2), timeout=10)

@@ -3,8 +3,8 @@ read their answers stops being read once the answers fill the buffers, so they c
 in the server's memory; once the peer reads, every answer comes. A peer that reads but opens
 no flow-control window has its further calls refused once the answers held for it pass the
 server's limit; once it opens the windows, the answers of the calls taken come. A call's
-bookkeeping (done callbacks, the end-of-call hook the access log hangs on) waits until its
-answer is on the socket."""
+bookkeeping (the end-of-call hook that metrics and the access log hang on) waits until its
+answer is on the socket, and reports how the call ended."""
 
 from __future__ import annotations
 
@@ -179,24 +179,27 @@ def test_calls_are_refused_while_a_peer_opens_no_window() -> None:
     uvloop.run(run())
 
 
-def test_done_callbacks_run_after_the_answer_is_written() -> None:
+_OK_TRAILERS = b"\x00\x0bgrpc-status\x010"  # HPACK: grpc-status 0, literal without indexing
+
+
+def test_the_end_hook_runs_after_the_answer_is_written() -> None:
+    # Metrics and the access line are written from it: the answer must not wait for them.
     async def run() -> None:
         seen: list[bytes] = []
         peer: list[socket.socket] = []
 
-        async def handler(request: bytes, context: Any) -> _Echo:
-            def over(_context: Any) -> None:  # what reached the client by then
-                try:
-                    seen.append(peer[0].recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-                except BlockingIOError:
-                    seen.append(b"")
+        def ended(_context: Any, _http_status: int) -> None:  # what reached the client by then
+            try:
+                seen.append(peer[0].recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                seen.append(b"")
 
-            context.add_done_callback(over)
+        async def answer(request: bytes, context: Any) -> _Echo:
             return _Echo(b"answer")
 
         server = GrpcH2Server(
-            {"/test.Echo/Echo": Method(bytes, handler, False)}, "127.0.0.1", 0,
-            max_message_bytes=1 << 20,
+            {"/test.Echo/Echo": Method(bytes, answer, False)}, "127.0.0.1", 0,
+            max_message_bytes=1 << 20, on_call_end=ended,
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         async with _connected(server) as sock:
@@ -204,9 +207,10 @@ def test_done_callbacks_run_after_the_answer_is_written() -> None:
             await loop.sock_sendall(sock, PREFACE + _frame(4, 0, 0) + _calls(1))
             deadline = loop.time() + 10
             while not seen:
-                assert loop.time() < deadline, "the done callback never ran"
+                assert loop.time() < deadline, "the end hook never ran"
                 await asyncio.sleep(0.01)
-            assert b"answer" in seen[0]  # the answer was on the socket before it ran
+            # the whole answer, trailers included, was on the socket before the hook ran
+            assert b"answer" in seen[0] and seen[0].endswith(_OK_TRAILERS), seen[0]
 
     uvloop.run(run())
 
@@ -256,5 +260,57 @@ def test_every_call_reaches_the_end_hook_once_after_its_answer() -> None:
                 ],
                 key=str,
             )
+
+    uvloop.run(run())
+
+
+def test_a_client_reset_at_its_deadline_ends_the_call_as_timed_out() -> None:
+    # A gRPC client resets the call when its deadline passes, which may be before ours (it
+    # rounds the grpc-timeout it sends up): that call timed out; a reset long before the
+    # deadline is a cancel.
+    async def run() -> None:
+        ended: dict[int, object] = {}
+
+        async def slow(request: bytes, context: Any) -> _Echo:
+            await asyncio.sleep(5)
+            return _Echo(b"late")
+
+        server = GrpcH2Server(
+            {"/test.Echo/Slow": Method(bytes, slow, False)}, "127.0.0.1", 0,
+            max_message_bytes=1 << 20,
+            on_call_end=lambda context, http: ended.setdefault(
+                len(ended), (context.code(), context.status_name())
+            ),
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        encoder = hpack.Encoder()
+
+        def call(stream_id: int, timeout: str) -> bytes:
+            headers = [(":method", "POST"), (":scheme", "http"), (":authority", "test"),
+                       (":path", "/test.Echo/Slow"), ("content-type", "application/grpc"),
+                       ("grpc-timeout", timeout)]  # fmt: skip
+            body = b"\0" + struct.pack(">I", 2) + b"hi"
+            return _frame(1, 0x4, stream_id, encoder.encode(headers)) + _frame(
+                0, 1, stream_id, body
+            )
+
+        cancel = struct.pack(">I", 8)
+        async with _connected(server) as sock:
+            # deadline in 1 s; the client resets 7 ms before it (within its rounding: 1 %)
+            await loop.sock_sendall(sock, PREFACE + _frame(4, 0, 0) + call(1, "1S"))
+            await asyncio.sleep(0.993)
+            await loop.sock_sendall(sock, _frame(3, 0, 1, cancel))
+            # deadline in 10 s; reset at once
+            await loop.sock_sendall(sock, call(3, "10S"))
+            await asyncio.sleep(0.05)
+            await loop.sock_sendall(sock, _frame(3, 0, 3, cancel))
+            deadline = loop.time() + 10
+            while len(ended) < 2:
+                assert loop.time() < deadline, ended
+                await asyncio.sleep(0.01)
+        assert ended == {
+            0: (grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
+            1: (None, "CANCELLED"),
+        }
 
     uvloop.run(run())

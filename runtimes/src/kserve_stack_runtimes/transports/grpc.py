@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +29,7 @@ log = logging.getLogger("kserve_stack_runtimes.grpc")
 
 SERVICE_NAME = "inference.GRPCInferenceService"
 HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
+_MODEL_INFER = f"/{SERVICE_NAME}/ModelInfer"
 #: Calls that probes make every few seconds: their access lines are logged at DEBUG.
 _PROBE_METHODS = frozenset(
     [f"/{HEALTH_SERVICE_NAME}/{m}" for m in ("Check", "Watch")]
@@ -76,54 +76,65 @@ def _set_param(target: Any, key: str, value: Any) -> None:
 
 def decode_infer_request(req: Any) -> v2.InferRequest:
     """A ModelInferRequest message to a :class:`~.protocol.v2.InferRequest`."""
-    if not req.inputs:
+    tensors = req.inputs
+    if not tensors:
         raise InvalidInputError("The request needs at least one input.")
     raw = req.raw_input_contents
-    if raw and len(raw) != len(req.inputs):
+    if raw and len(raw) != len(tensors):
         raise InvalidInputError(
-            f"raw_input_contents has {len(raw)} entries for {len(req.inputs)} inputs."
+            f"raw_input_contents has {len(raw)} entries for {len(tensors)} inputs."
         )
     inputs = []
-    for i, t in enumerate(req.inputs):
-        datatype = t.datatype
+    # Each read of a message field crosses into upb: every field is read once.
+    for i, t in enumerate(tensors):
+        name, datatype = t.name, t.datatype
         if datatype not in v2.DATATYPES:
-            raise InvalidInputError(f"Input {t.name!r}: unknown datatype {datatype!r}.")
-        shape = list(t.shape)
-        if any(d < 0 for d in shape):
-            raise InvalidInputError(f"Input {t.name!r}: shape dimensions must be non-negative.")
+            raise InvalidInputError(f"Input {name!r}: unknown datatype {datatype!r}.")
+        shape = t.shape[:]
+        count = 1
+        for d in shape:
+            if d < 0:
+                raise InvalidInputError(f"Input {name!r}: shape dimensions must be non-negative.")
+            count *= d
         if raw:
-            data = v2.decode_raw(raw[i], datatype, shape, t.name)
+            data = v2.decode_raw(raw[i], datatype, shape, name)
         else:
             field = _CONTENTS_FIELD.get(datatype)
             if field is None:
-                raise InvalidInputError(f"Input {t.name!r}: {datatype} data must be sent raw.")
+                raise InvalidInputError(f"Input {name!r}: {datatype} data must be sent raw.")
             values = getattr(t.contents, field)
-            count = math.prod(shape)
             if len(values) != count:
                 raise InvalidInputError(
-                    f"Input {t.name!r}: shape {shape} holds {count} elements but contents "
+                    f"Input {name!r}: shape {shape} holds {count} elements but contents "
                     f"have {len(values)}."
                 )
             if datatype == "BYTES":
                 data = np.empty(count, dtype=object)
-                data[:] = list(values)
+                data[:] = values[:]
                 data = data.reshape(shape)
             else:
                 try:
                     data = np.fromiter(values, v2.DATATYPES[datatype], count).reshape(shape)
                 except OverflowError:
                     raise InvalidInputError(
-                        f"Input {t.name!r}: a value is out of range for {datatype}."
+                        f"Input {name!r}: a value is out of range for {datatype}."
                     ) from None
-        inputs.append(v2.InferTensor(t.name, data, datatype, shape, _params(t.parameters)))
-    outputs = [v2.RequestedOutput(o.name, _params(o.parameters)) for o in req.outputs] or None
+        parameters = t.parameters
+        inputs.append(
+            v2.InferTensor(name, data, datatype, shape, _params(parameters) if parameters else None)
+        )
+    wanted = req.outputs
+    outputs = (
+        [v2.RequestedOutput(o.name, _params(o.parameters)) for o in wanted] if wanted else None
+    )
+    parameters = req.parameters
     return v2.InferRequest(
         req.model_name,
         inputs,
         id=req.id or None,
         model_version=req.model_version or None,
         outputs=outputs,
-        parameters=_params(req.parameters),
+        parameters=_params(parameters) if parameters else None,
     )
 
 
@@ -213,14 +224,6 @@ class InferenceServicer:
         gauge = dp.metrics.inflight_gauge("grpc-v2")
         gauge.inc()
         dp.inflight += 1
-
-        def over(context: RpcContext) -> None:  # after the answer left: it need not wait
-            gauge.dec()
-            dp.inflight -= 1
-            if name in dp.repository:
-                dp.metrics.count_request(name, context.status_name(), "grpc-v2")
-
-        context.add_done_callback(over)
         try:
             model = dp.repository.get_ready(name, request.model_version or None)
             infer_request = decode_infer_request(request)
@@ -231,7 +234,10 @@ class InferenceServicer:
             raise
         except Exception as exc:
             await self._fail(context, exc)
-        finally:
+        finally:  # also for a call past its deadline or cancelled (the request is counted
+            # once the call is over, with the status its answer had: GrpcServer._call_ended)
+            gauge.dec()
+            dp.inflight -= 1
             request_id_var.reset(token)
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -338,18 +344,24 @@ class GrpcServer:
             port,
             max_message_bytes=max_message_bytes,
             reuse_port=reuse_port,
-            on_call_end=self._log_call if access_log is not None else None,
+            on_call_end=self._call_ended,
         )
         self.port = self.server.port
 
-    def _log_call(self, context: RpcContext, http_status: int) -> None:
-        """The call's access line, written after its answer (the same fields as REST's)."""
-        assert self.access_log is not None
+    def _call_ended(self, context: RpcContext, http_status: int) -> None:
+        """A call is over and its answer written: an inference call is counted (with the status
+        its answer had), and the call gets its access line (the same fields as REST's)."""
+        model = context.fields.get("model")
+        status = context.status_name()
+        if model is not None and context.method == _MODEL_INFER and model in self.dp.repository:
+            self.dp.metrics.count_request(model, status, "grpc-v2")
+        if self.access_log is None:
+            return
         level = self.access_log.level(context.method in _PROBE_METHODS)
         if not level:
             return
         # A request that was not gRPC (415) got no gRPC status.
-        grpc_status = context.status_name() if http_status == 200 else "-"
+        grpc_status = status if http_status == 200 else "-"
         request_id = context.fields.get("request_id")
         if request_id is None:  # calls other than ModelInfer: the caller's id, if it gave one
             given = [v for k, v in context.invocation_metadata() if k == "x-request-id"]
@@ -364,7 +376,7 @@ class GrpcServer:
             grpc_status=grpc_status,
             started=context.started,
             request_id=request_id,
-            model=context.fields.get("model") or "-",
+            model=model or "-",
             protocol="grpc-v2",
         )
 

@@ -146,10 +146,11 @@ class AbortError(Exception):
 
 
 class RpcContext:
-    """What a handler gets besides its request: the call's metadata, peer, deadline, abort,
-    and callbacks for when the call is over. Made when the call's headers arrive."""
+    """What a handler gets besides its request: the call's metadata, peer, deadline and abort;
+    and what the server's end-of-call hook reads of it (status, fields). Made when the call's
+    headers arrive."""
 
-    __slots__ = ("_code", "_done", "_metadata", "_peer", "deadline", "fields", "method", "started")
+    __slots__ = ("_code", "_metadata", "_peer", "deadline", "fields", "method", "started")
 
     def __init__(
         self,
@@ -169,25 +170,11 @@ class RpcContext:
         #: What the handler adds to the call's access log line (``model``, ``request_id``).
         self.fields: dict[str, str] = {}
         self._code: int | None = None
-        self._done: list[Callable[[RpcContext], None]] = []
-
-    def add_done_callback(self, callback: Callable[[RpcContext], None]) -> None:
-        """Call ``callback(context)`` once the call is over, after its answer was handed to
-        the socket (as ``grpc.aio``'s context does): bookkeeping that the answer need not
-        wait for."""
-        self._done.append(callback)
-
-    def _run_done_callbacks(self) -> None:
-        callbacks, self._done = self._done, []
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:
-                log.exception("a done callback of a gRPC call failed")
 
     def code(self) -> grpc.StatusCode | None:
         """The status the call ended with; None while it runs, or if it ended without an
-        answer (the client cancelled it or the connection was lost)."""
+        answer (the client cancelled it or the connection was lost); DEADLINE_EXCEEDED also
+        when the client reset it as its deadline passed."""
         return None if self._code is None else _STATUS_BY_VALUE[self._code]
 
     def status_name(self) -> str:
@@ -320,6 +307,16 @@ class _Stream:
         self.timed_out = False
 
 
+def _client_deadline_passed(stream: _Stream) -> bool:
+    """Whether the call's deadline has (about) passed: clients round the ``grpc-timeout`` they
+    send up (grpc-core to three significant figures), so theirs may come up to 1 % of the
+    timeout before ours."""
+    timeout, deadline = stream.setup.timeout, stream.context.deadline
+    if timeout is None or deadline is None:
+        return False
+    return time.monotonic() >= deadline - timeout * 0.01 - 0.001
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, server: GrpcH2Server) -> None:
         self.server = server
@@ -345,7 +342,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.peer = "unknown"
         self.warned_held = False
-        #: Calls that are over, whose done callbacks (and access line) follow the next write.
+        #: Calls that are over, whose end-of-call hook (metrics, access line) follows the next
+        #: write.
         self.ended: list[_Stream] = []
 
     # -- connection lifecycle ----------------------------------------------------------------
@@ -398,6 +396,8 @@ class _Connection(asyncio.Protocol):
             self._run_ended()
 
     def _ended(self, stream: _Stream) -> None:
+        if self.server.on_call_end is None:
+            return
         self.ended.append(stream)
         if self.closed:
             self._run_ended()
@@ -407,14 +407,12 @@ class _Connection(asyncio.Protocol):
     def _run_ended(self) -> None:
         ended, self.ended = self.ended, []
         on_call_end = self.server.on_call_end
+        assert on_call_end is not None  # nothing is queued without one
         for stream in ended:
-            context = stream.context
-            context._run_done_callbacks()
-            if on_call_end is not None:
-                try:
-                    on_call_end(context, stream.http_status)
-                except Exception:
-                    log.exception("the end-of-call hook of the gRPC server failed")
+            try:
+                on_call_end(stream.context, stream.http_status)
+            except Exception:
+                log.exception("the end-of-call hook of the gRPC server failed")
 
     def schedule_flush(self) -> None:
         """Write at the end of this loop iteration: calls that finish together share a write."""
@@ -475,7 +473,7 @@ class _Connection(asyncio.Protocol):
             ftype = buf[pos + 3]
             flags = buf[pos + 4]
             stream_id = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
-            payload = bytes(buf[pos + 9 : pos + 9 + length])
+            payload = buf[pos + 9 : pos + 9 + length]  # a copy: buf is compacted after the read
             pos += 9 + length
             rest = end - pos
             self.last_in_read = rest < 9 or rest - 9 < (
@@ -490,13 +488,15 @@ class _Connection(asyncio.Protocol):
         del buf[:pos]
         self.flush()
 
-    def _on_frame(self, ftype: int, flags: int, stream_id: int, payload: bytes) -> None:
+    def _on_frame(self, ftype: int, flags: int, stream_id: int, frame: bytearray) -> None:
         if self.continuation is not None and ftype != _CONTINUATION:
             self._connection_error(_PROTOCOL_ERROR, "expected a CONTINUATION frame")
             return
-        if ftype == _DATA:
-            self._on_data(flags, stream_id, payload)
-        elif ftype == _HEADERS:
+        if ftype == _DATA:  # kept as it is: the message is built of it (often it is all of it)
+            self._on_data(flags, stream_id, frame)
+            return
+        payload = bytes(frame)
+        if ftype == _HEADERS:
             self._on_headers(flags, stream_id, payload)
         elif ftype == _CONTINUATION:
             self._on_continuation(flags, stream_id, payload)
@@ -513,6 +513,11 @@ class _Connection(asyncio.Protocol):
         elif ftype == _RST_STREAM:
             stream = self.streams.pop(stream_id, None)
             if stream is not None:
+                if not stream.done and _client_deadline_passed(stream):
+                    # The client gave up at its deadline: the call timed out (as the client
+                    # reports it), it was not cancelled.
+                    stream.timed_out = True
+                    stream.context._code = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
                 self._cancel(stream)
                 self._close_if_drained()
         elif ftype == _GOAWAY:
@@ -664,7 +669,7 @@ class _Connection(asyncio.Protocol):
         if flags & _END_STREAM:
             self._end_of_request(stream)
 
-    def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _on_data(self, flags: int, stream_id: int, payload: bytearray) -> None:
         size = len(payload)
         self.recv_unacked += size
         if self.recv_unacked >= _CONNECTION_WINDOW // 2:
@@ -681,7 +686,10 @@ class _Connection(asyncio.Protocol):
                 return
             payload = payload[1 : size - payload[0]]
         if stream.method is not None and stream.task is None and not stream.done:
-            stream.body += payload
+            if stream.body:
+                stream.body += payload
+            else:  # the usual first (often only) frame of a message: no copy
+                stream.body = payload
             if len(stream.body) > self.server.max_message_bytes + 5:
                 self._reply_status(
                     stream,
@@ -726,11 +734,14 @@ class _Connection(asyncio.Protocol):
         runner = self._run_stream if stream.method.streaming else self._run_unary
         try:
             await runner(stream, message, stream.context)
-        finally:  # the call is over: its done callbacks run once its answer is written
+        finally:  # the call is over: its end-of-call hook runs once its answer is written
             self._ended(stream)
 
     def _messages(self, stream: _Stream) -> list[bytes] | None:
-        body = stream.body
+        with memoryview(stream.body) as view:  # a message is copied once, out of the view
+            return self._split(stream, view)
+
+    def _split(self, stream: _Stream, body: memoryview) -> list[bytes] | None:
         out: list[bytes] = []
         pos = 0
         while pos < len(body):
@@ -739,7 +750,7 @@ class _Connection(asyncio.Protocol):
                 return None
             compressed = body[pos]
             length = int.from_bytes(body[pos + 1 : pos + 5], "big")
-            message = bytes(body[pos + 5 : pos + 5 + length])
+            message = body[pos + 5 : pos + 5 + length].tobytes()
             if len(message) != length:
                 self._reply_status(stream, grpc.StatusCode.INTERNAL, "Truncated gRPC message.")
                 return None
