@@ -9,88 +9,37 @@ answer is on the socket, and reports how the call ended."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import hpack
 import pytest
 import uvloop
+from h2_wire import CALLS, PREFACE, SIZE, Echo, calls, connected, echo, frame, frames
 from kserve_stack_runtimes.transports.h2grpc import GrpcH2Server, Method
 
 pytestmark = pytest.mark.data_plane
-
-CALLS, SIZE = 200, 64 * 1024  # 12.8 MB of answers
-
-
-class _Echo:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def SerializeToString(self) -> bytes:  # noqa: N802 (protobuf's name)
-        return self.data
-
-
-async def _echo(request: bytes, context: Any) -> _Echo:
-    return _Echo(request)
-
-
-def _frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return struct.pack(">BHBBI", n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
-
-
-def _calls(count: int = CALLS) -> bytes:
-    body = b"\0" + struct.pack(">I", SIZE) + b"x" * SIZE
-    encoder = hpack.Encoder()
-    headers = [(":method", "POST"), (":scheme", "http"), (":authority", "test"),
-               (":path", "/test.Echo/Echo"), ("content-type", "application/grpc"),
-               ("te", "trailers")]  # fmt: skip
-    return b"".join(
-        _frame(1, 0x4, 2 * i + 1, encoder.encode(headers)) + _frame(0, 0x1, 2 * i + 1, body)
-        for i in range(count)
-    )
-
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-@contextlib.asynccontextmanager
-async def _connected(server: GrpcH2Server, rcvbuf: int = 0) -> AsyncIterator[socket.socket]:
-    """``server`` started, and a non-blocking socket connected to it; both closed after."""
-    await server.start()
-    sock = socket.socket()
-    try:
-        if rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
-        yield sock
-    finally:
-        sock.close()
-        await server.stop(grace=0)
 
 
 def test_a_peer_that_does_not_read_is_not_read_either() -> None:
     async def run() -> None:
         server = GrpcH2Server(
-            {"/test.Echo/Echo": Method(bytes, _echo, False)},
+            {"/test.Echo/Echo": Method(bytes, echo, False)},
             "127.0.0.1",
             0,
             max_message_bytes=1 << 20,
         )
         loop = asyncio.get_running_loop()
-        async with _connected(server, rcvbuf=64 * 1024) as sock:  # we read nothing
+        async with connected(server, rcvbuf=64 * 1024) as sock:  # we read nothing
             # Our windows wide open, so that only TCP holds the server's answers back.
             preface = (
                 PREFACE
-                + _frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
-                + _frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535))
+                + frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
+                + frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535))
             )
-            sending = asyncio.ensure_future(loop.sock_sendall(sock, preface + _calls()))
+            sending = asyncio.ensure_future(loop.sock_sendall(sock, preface + calls()))
             try:
                 await _check(server, sock, sending)
             finally:
@@ -121,40 +70,29 @@ async def _check(server: GrpcH2Server, sock: socket.socket, sending: asyncio.Fut
     assert conn.transport.is_reading()
 
 
-def _frames(buf: bytearray) -> list[tuple[int, int, int, bytes]]:
-    """The complete frames at the start of ``buf`` (taken out of it)."""
-    out = []
-    while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-        n = int.from_bytes(buf[:3], "big")
-        stream_id = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
-        out.append((buf[3], buf[4], stream_id, bytes(buf[9 : 9 + n])))
-        del buf[: 9 + n]
-    return out
-
-
 def test_calls_are_refused_while_a_peer_opens_no_window() -> None:
     limit, count = 1 << 20, 40  # 40 answers of 64 KiB: 2.5 MiB, over the 1 MiB limit
 
     async def run() -> None:
         server = GrpcH2Server(
-            {"/test.Echo/Echo": Method(bytes, _echo, False)},
+            {"/test.Echo/Echo": Method(bytes, echo, False)},
             "127.0.0.1",
             0,
             max_message_bytes=1 << 20,
             max_held_bytes=limit,
         )
         loop = asyncio.get_running_loop()
-        async with _connected(server) as sock:
+        async with connected(server) as sock:
             # Stream windows of 0: every answer waits for the peer's window.
-            preface = PREFACE + _frame(4, 0, 0, struct.pack(">HI", 4, 0))
-            await loop.sock_sendall(sock, preface + _calls(count))
+            preface = PREFACE + frame(4, 0, 0, struct.pack(">HI", 4, 0))
+            await loop.sock_sendall(sock, preface + calls(count))
             refused: set[int] = set()
             buf = bytearray()
             deadline = loop.time() + 30
             while len(refused) < count - limit // SIZE - 1:
                 assert loop.time() < deadline, f"only {len(refused)} calls refused"
                 buf += await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), timeout=30)
-                for ftype, _flags, stream_id, payload in _frames(buf):
+                for ftype, _flags, stream_id, payload in frames(buf):
                     if ftype == 3 and payload == struct.pack(">I", 7):  # REFUSED_STREAM
                         refused.add(stream_id)
             (conn,) = server.connections
@@ -163,14 +101,14 @@ def test_calls_are_refused_while_a_peer_opens_no_window() -> None:
             # Open the windows: the calls taken are answered, the refused ones are not.
             await loop.sock_sendall(
                 sock,
-                _frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
-                + _frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535)),
+                frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
+                + frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535)),
             )
             answered: set[int] = set()
             taken = count - len(refused)
             while len(answered) < taken:
                 buf += await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), timeout=30)
-                for ftype, flags, stream_id, _payload in _frames(buf):
+                for ftype, flags, stream_id, _payload in frames(buf):
                     if ftype == 1 and flags & 0x1:  # trailers: one call answered
                         answered.add(stream_id)
             assert not answered & refused
@@ -194,17 +132,17 @@ def test_the_end_hook_runs_after_the_answer_is_written() -> None:
             except BlockingIOError:
                 seen.append(b"")
 
-        async def answer(request: bytes, context: Any) -> _Echo:
-            return _Echo(b"answer")
+        async def answer(request: bytes, context: Any) -> Echo:
+            return Echo(b"answer")
 
         server = GrpcH2Server(
             {"/test.Echo/Echo": Method(bytes, answer, False)}, "127.0.0.1", 0,
             max_message_bytes=1 << 20, on_call_end=ended,
         )  # fmt: skip
         loop = asyncio.get_running_loop()
-        async with _connected(server) as sock:
+        async with connected(server) as sock:
             peer.append(sock)
-            await loop.sock_sendall(sock, PREFACE + _frame(4, 0, 0) + _calls(1))
+            await loop.sock_sendall(sock, PREFACE + frame(4, 0, 0) + calls(1))
             deadline = loop.time() + 10
             while not seen:
                 assert loop.time() < deadline, "the end hook never ran"
@@ -221,7 +159,7 @@ def test_every_call_reaches_the_end_hook_once_after_its_answer() -> None:
     async def run() -> None:
         ended: list[tuple[str, object, int]] = []
         server = GrpcH2Server(
-            {"/test.Echo/Echo": Method(bytes, _echo, False)}, "127.0.0.1", 0,
+            {"/test.Echo/Echo": Method(bytes, echo, False)}, "127.0.0.1", 0,
             max_message_bytes=1 << 20,
             on_call_end=lambda context, http: ended.append((context.method, context.code(), http)),
         )  # fmt: skip
@@ -232,19 +170,19 @@ def test_every_call_reaches_the_end_hook_once_after_its_answer() -> None:
             headers = [(":method", "POST"), (":scheme", "http"), (":authority", "test"),
                        (":path", path), ("content-type", content_type)]  # fmt: skip
             body = b"\0" + struct.pack(">I", 2) + b"hi"
-            return _frame(1, 0x4, stream_id, encoder.encode(headers)) + _frame(
+            return frame(1, 0x4, stream_id, encoder.encode(headers)) + frame(
                 0, 0x1 if end else 0, stream_id, body
             )
 
-        async with _connected(server) as sock:
+        async with connected(server) as sock:
             await loop.sock_sendall(
                 sock,
-                PREFACE + _frame(4, 0, 0)
+                PREFACE + frame(4, 0, 0)
                 + call(1, "/test.Echo/Echo", "application/grpc", True)
                 + call(3, "/test.Echo/Nope", "application/grpc", True)
                 + call(5, "/test.Echo/Echo", "application/json", True)
                 + call(7, "/test.Echo/Echo", "application/grpc", False)
-                + _frame(3, 0, 7, struct.pack(">I", 8)),  # RST_STREAM CANCEL
+                + frame(3, 0, 7, struct.pack(">I", 8)),  # RST_STREAM CANCEL
             )  # fmt: skip
             deadline = loop.time() + 10
             while len(ended) < 4:
@@ -271,9 +209,9 @@ def test_a_client_reset_at_its_deadline_ends_the_call_as_timed_out() -> None:
     async def run() -> None:
         ended: dict[int, object] = {}
 
-        async def slow(request: bytes, context: Any) -> _Echo:
+        async def slow(request: bytes, context: Any) -> Echo:
             await asyncio.sleep(5)
-            return _Echo(b"late")
+            return Echo(b"late")
 
         server = GrpcH2Server(
             {"/test.Echo/Slow": Method(bytes, slow, False)}, "127.0.0.1", 0,
@@ -290,20 +228,18 @@ def test_a_client_reset_at_its_deadline_ends_the_call_as_timed_out() -> None:
                        (":path", "/test.Echo/Slow"), ("content-type", "application/grpc"),
                        ("grpc-timeout", timeout)]  # fmt: skip
             body = b"\0" + struct.pack(">I", 2) + b"hi"
-            return _frame(1, 0x4, stream_id, encoder.encode(headers)) + _frame(
-                0, 1, stream_id, body
-            )
+            return frame(1, 0x4, stream_id, encoder.encode(headers)) + frame(0, 1, stream_id, body)
 
         cancel = struct.pack(">I", 8)
-        async with _connected(server) as sock:
+        async with connected(server) as sock:
             # deadline in 1 s; the client resets 7 ms before it (within its rounding: 1 %)
-            await loop.sock_sendall(sock, PREFACE + _frame(4, 0, 0) + call(1, "1S"))
+            await loop.sock_sendall(sock, PREFACE + frame(4, 0, 0) + call(1, "1S"))
             await asyncio.sleep(0.993)
-            await loop.sock_sendall(sock, _frame(3, 0, 1, cancel))
+            await loop.sock_sendall(sock, frame(3, 0, 1, cancel))
             # deadline in 10 s; reset at once
             await loop.sock_sendall(sock, call(3, "10S"))
             await asyncio.sleep(0.05)
-            await loop.sock_sendall(sock, _frame(3, 0, 3, cancel))
+            await loop.sock_sendall(sock, frame(3, 0, 3, cancel))
             deadline = loop.time() + 10
             while len(ended) < 2:
                 assert loop.time() < deadline, ended

@@ -17,11 +17,14 @@ import pytest
 from kserve_stack_runtimes.transports.http1 import HttpServer
 
 MAX_BODY = 1000
+#: The paths of the requests the app was called for, in the order it was called.
+started: list[str] = []
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     message = await receive()
     path = scope["path"]
+    started.append(path)
     if path == "/slow":
         await asyncio.sleep(0.2)
     if path == "/fail":
@@ -122,6 +125,32 @@ async def test_pipelined_requests_are_answered_in_order(connect: Connect) -> Non
     assert answers[1]["query"] == "d=1" and answers[1]["method"] == "GET"
     writer.write(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection is kept
     assert (await read_json(reader))[2]["path"] == "/again"
+
+
+async def test_requests_read_together_start_longest_served_connection_first(
+    connect: Connect,
+) -> None:
+    """Epoll's order of ready connections is not the order their requests came in: a pass's
+    requests start with the connection whose last request started longest ago."""
+    connections = {name: await connect() for name in "abc"}
+    for name, (reader, writer) in connections.items():  # served a, b, c, one by one
+        writer.write(f"GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await read_json(reader)
+    started.clear()
+    for name in "cba":  # sent without yielding: the server reads all three in one pass
+        connections[name][1].write(f"GET /{name}/again HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    for reader, _ in connections.values():
+        await read_json(reader)
+    assert started == ["/a/again", "/b/again", "/c/again"]
+    reader, writer = connections["a"]  # a alone: b and c have now waited longest
+    writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_json(reader)
+    started.clear()
+    for name in "acb":
+        connections[name][1].write(f"GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    for reader, _ in connections.values():
+        await read_json(reader)
+    assert started == ["/b", "/c", "/a"]
 
 
 async def test_http10_and_connection_close_end_the_connection(

@@ -6,7 +6,8 @@ system calls and, on loopback, two wake-ups of the client. Profiling our REST pa
 a quarter of the server's CPU in those writes. This server reads the whole request body first,
 runs the app inline until it first waits (no task when the model's stages are plain functions, as
 ``h2grpc`` does for gRPC), and a response the app sends whole (its start, then its body without
-``more_body``) leaves in one write.
+``more_body``) leaves in one write. The requests read in one pass of the loop start at the end
+of that pass, the connection served longest ago first (``turns`` says why).
 
 What it implements, server side:
 
@@ -37,12 +38,14 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 
 import httptools
 
 from kserve_stack_runtimes.transports.inline import run_inline
 from kserve_stack_runtimes.transports.shutdown import close_gracefully
+from kserve_stack_runtimes.transports.turns import Turns
 
 log = logging.getLogger("kserve_stack_runtimes.rest")
 
@@ -200,6 +203,8 @@ class _Request:
 class _Connection(asyncio.Protocol):
     def __init__(self, server: HttpServer) -> None:
         self.server = server
+        self.turns = server.turns
+        self.turn = 0  # see ``Turns``
         self.app = server.app
         self.max_body = server.max_body
         self.parser = httptools.HttpRequestParser(self)
@@ -416,7 +421,11 @@ class _Connection(asyncio.Protocol):
 
     def _run(self, request: _Request) -> None:
         request.running = True
-        run_inline(self._serve(request))
+        self.turns.add(self, partial(self._start, request))
+
+    def _start(self, request: _Request) -> None:
+        if not self.closed:
+            run_inline(self._serve(request))
 
     async def _serve(self, request: _Request) -> None:
         try:
@@ -490,6 +499,7 @@ class HttpServer:
         self.max_body = max_body
         self.keep_alive_timeout = keep_alive_timeout
         self.connections: set[_Connection] = set()
+        self.turns = Turns()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
 
