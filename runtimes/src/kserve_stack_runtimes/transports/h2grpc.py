@@ -338,6 +338,7 @@ class _Connection(asyncio.Protocol):
         self.ready: list[tuple[_Stream, bytes]] = []
         self.ready_bytes = 0
         self.turn_taken = False  # ``_start_calls`` is in line for a turn
+        self.read_held = False  # not read on until the calls waiting for their turn start
         self.write_paused = False
         self.turn = 0  # see ``Turns``
         self.streams: dict[int, _Stream] = {}
@@ -400,7 +401,7 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.transport is not None and not self.closed and self.ready_bytes < _READ_AHEAD:
+        if self.transport is not None and not self.closed and not self.read_held:
             self.transport.resume_reading()
 
     def flush(self) -> None:
@@ -499,22 +500,25 @@ class _Connection(asyncio.Protocol):
         del buf[:pos]
         self.flush()
         if self.ready:
-            if self.ready_bytes >= _READ_AHEAD and self.transport is not None:
-                # The loop reads on while the socket has more: stop once that much waits, so
-                # that a fast sender cannot queue more than its answers' back-pressure allows.
-                self.transport.pause_reading()
             if not self.turn_taken:
                 self.turn_taken = True
-                self.server.turns.add(self, self._start_calls)
+                self.server.turns.add(self, self._start_calls, None)
+            if self.turn_taken and self.ready_bytes >= _READ_AHEAD and not self.read_held:
+                # The loop reads on while the socket has more: stop once that much waits, so
+                # that a fast sender cannot queue more than its answers' back-pressure allows.
+                self.read_held = True
+                if self.transport is not None:
+                    self.transport.pause_reading()
 
-    def _start_calls(self) -> None:
-        """Start the calls read in the last read; their answers leave in one write."""
+    def _start_calls(self, _: None) -> None:
+        """Start the calls read so far; their answers leave in one write."""
         ready, self.ready = self.ready, []
         self.turn_taken = False
-        if self.ready_bytes >= _READ_AHEAD and not self.write_paused and not self.closed:
-            assert self.transport is not None
-            self.transport.resume_reading()
         self.ready_bytes = 0
+        if self.read_held:
+            self.read_held = False
+            if not self.write_paused and not self.closed and self.transport is not None:
+                self.transport.resume_reading()
         last = len(ready) - 1
         self.batching = True
         try:
@@ -1055,10 +1059,10 @@ class GrpcH2Server:
     ) -> None:
         self.methods = methods
         self.on_call_end = on_call_end
-        self.turns = Turns()
+        self.connections: set[_Connection] = set()
+        self.turns = Turns(self.connections)
         self.max_message_bytes = max_message_bytes
         self.max_held_bytes = max_held_bytes
-        self.connections: set[_Connection] = set()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -38,7 +38,6 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from functools import partial
 from typing import Any
 
 import httptools
@@ -421,7 +420,7 @@ class _Connection(asyncio.Protocol):
 
     def _run(self, request: _Request) -> None:
         request.running = True
-        self.turns.add(self, partial(self._start, request))
+        self.turns.add(self, self._start, request)
 
     def _start(self, request: _Request) -> None:
         if not self.closed:
@@ -499,7 +498,7 @@ class HttpServer:
         self.max_body = max_body
         self.keep_alive_timeout = keep_alive_timeout
         self.connections: set[_Connection] = set()
-        self.turns = Turns()
+        self.turns = Turns(self.connections)
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
 
