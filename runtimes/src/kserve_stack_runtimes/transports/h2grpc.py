@@ -526,10 +526,7 @@ class _Connection(asyncio.Protocol):
                 if stream.done or self.closed:  # cancelled or timed out while waiting its turn
                     continue
                 if self.blocked and self._over_held_limit():  # as when its HEADERS came
-                    stream.done = True
-                    if stream.timer is not None:
-                        stream.timer.cancel()
-                        stream.timer = None
+                    self._settle(stream)
                     self._forget(stream)
                     self._refuse(stream.id)
                     continue
@@ -981,6 +978,13 @@ class _Connection(asyncio.Protocol):
             stream.send_window -= n
             self.send_window -= n
 
+    def _settle(self, stream: _Stream) -> None:
+        """The stream is answered, refused or cancelled: no deadline runs for it any more."""
+        stream.done = True
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
+
     def _refuse(self, stream_id: int) -> None:
         # Refused before any processing: gRPC clients may retry such a call elsewhere.
         self.out.append(_frame(_RST_STREAM, 0, stream_id, struct.pack(">I", _REFUSED_STREAM)))
@@ -1017,10 +1021,7 @@ class _Connection(asyncio.Protocol):
 
     def _finish(self, stream: _Stream) -> None:
         """Our half of the stream is closed: the call is over."""
-        stream.done = True
-        if stream.timer is not None:
-            stream.timer.cancel()
-            stream.timer = None
+        self._settle(stream)
         if not stream.closed_remote:
             # Replied before the request ended (an error): tell the client to stop sending.
             self.out.append(_frame(_RST_STREAM, 0, stream.id, struct.pack(">I", _NO_ERROR)))
@@ -1033,10 +1034,7 @@ class _Connection(asyncio.Protocol):
         self._close_if_drained()
 
     def _cancel(self, stream: _Stream) -> None:
-        stream.done = True
-        if stream.timer is not None:
-            stream.timer.cancel()
-            stream.timer = None
+        self._settle(stream)
         if stream.task is not None and not stream.task.done():
             stream.task.cancel()
         if not stream.called:
