@@ -23,8 +23,8 @@ What it implements (RFC 9113 and the gRPC over HTTP/2 spec), server side:
 * back-pressure: while the peer does not read our answers (the transport's write buffer is over
   its high-water mark), its connection is not read either.
 
-Responses are never compressed and never use the HPACK dynamic table (every field is a literal
-without indexing), so the peer's table settings cannot desynchronise us.
+Responses are never compressed; the fields every answer repeats are sent by index once the
+first answer has added them to the peer's HPACK table (``h2answers``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ import grpc
 import hpack
 from hpack.exceptions import HPACKError
 
+from kserve_stack_runtimes.transports.h2answers import (
+    OK_TRAILERS,
+    STEADY_HEADERS,
+    STEADY_OK_TRAILERS,
+    AnswerEncoder,
+    literal,
+)
 from kserve_stack_runtimes.transports.inline import run_inline
 from kserve_stack_runtimes.transports.shutdown import close_gracefully
 from kserve_stack_runtimes.transports.turns import Turns
@@ -91,24 +98,6 @@ def _frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> byte
     return struct.pack(">BHBBI", n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
 
 
-def _hpack_int(value: int, prefix_bits: int, first: int = 0) -> bytes:
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([first | value])
-    out = bytearray([first | limit])
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _literal(name: bytes, value: bytes) -> bytes:
-    """A header field as a literal without indexing, with a literal name (no Huffman)."""
-    return b"\x00" + _hpack_int(len(name), 7) + name + _hpack_int(len(value), 7) + value
-
-
 def _percent_encode(message: str) -> bytes:
     out = bytearray()
     for b in message.encode("utf-8"):
@@ -119,25 +108,16 @@ def _percent_encode(message: str) -> bytes:
     return bytes(out)
 
 
-# :status 200 is static index 8; the rest are literals.
-_RESPONSE_HEADERS = (
-    b"\x88"
-    + _literal(b"content-type", b"application/grpc")
-    + _literal(b"grpc-accept-encoding", b"identity,deflate,gzip")
-)
-_OK_TRAILERS = _literal(b"grpc-status", b"0")
-
-
 #: Longer status messages are cut, so that trailers always fit one frame (16 KiB at least).
 _MAX_STATUS_MESSAGE = 4096
 
 
 def _status_block(code: int, message: str) -> bytes:
-    block = _literal(b"grpc-status", str(code).encode())
+    block = literal(b"grpc-status", str(code).encode())
     if message:
         if len(message) > _MAX_STATUS_MESSAGE:
             message = message[:_MAX_STATUS_MESSAGE] + "..."
-        block += _literal(b"grpc-message", _percent_encode(message))
+        block += literal(b"grpc-message", _percent_encode(message))
     return block
 
 
@@ -344,6 +324,7 @@ class _Connection(asyncio.Protocol):
         self.streams: dict[int, _Stream] = {}
         self.last_stream_id = 0
         self.decoder = hpack.Decoder(max_header_list_size=_MAX_HEADER_LIST_SIZE)
+        self.encoder = AnswerEncoder()
         self.setup_cache: dict[bytes, _CallSetup] = {}
         self.continuation: tuple[int, int, bytearray] | None = None
         self.peer_window = _DEFAULT_WINDOW
@@ -581,7 +562,9 @@ class _Connection(asyncio.Protocol):
             return
         for i in range(0, len(payload), 6):
             key, value = struct.unpack_from(">HI", payload, i)
-            if key == 4:
+            if key == 1:
+                self.encoder.peer_table_size(value)
+            elif key == 4:
                 if value > _MAX_WINDOW:
                     self._connection_error(_FLOW_CONTROL_ERROR, "initial window too large")
                     return
@@ -699,7 +682,7 @@ class _Connection(asyncio.Protocol):
         stream = _Stream(stream_id, setup, self.peer_window, context)
         self.streams[stream_id] = stream
         if setup.bad_content_type:
-            block = b"\x00" + _hpack_int(7, 7) + b":status" + b"\x03415"
+            block = self.encoder.block(literal(b":status", b"415"))
             self.out.append(_frame(_HEADERS, _END_HEADERS | _END_STREAM, stream_id, block))
             stream.http_status = 415
             self._finish(stream)
@@ -866,7 +849,7 @@ class _Connection(asyncio.Protocol):
         self._send(
             stream,
             bytes((0, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)) + data,
-            _OK_TRAILERS,
+            OK_TRAILERS,
         )
         if self.batching and self.last_in_batch:
             # Nothing else started with it to answer in the same write: write now, so that the
@@ -895,7 +878,7 @@ class _Connection(asyncio.Protocol):
             return
         if not stream.done and not self.closed:
             context._code = 0
-            self._send(stream, b"", _OK_TRAILERS)
+            self._send(stream, b"", OK_TRAILERS)
             self.schedule_flush()
 
     def _call_failed(self, stream: _Stream, exc: BaseException) -> None:
@@ -933,7 +916,12 @@ class _Connection(asyncio.Protocol):
         else:  # trailers-only response
             stream.headers_sent = True
             self.out.append(
-                _frame(_HEADERS, _END_HEADERS | _END_STREAM, stream.id, _RESPONSE_HEADERS + block)
+                _frame(
+                    _HEADERS,
+                    _END_HEADERS | _END_STREAM,
+                    stream.id,
+                    self.encoder.headers() + block,
+                )
             )
             self._finish(stream)
 
@@ -941,7 +929,9 @@ class _Connection(asyncio.Protocol):
         out = self.out
         if not stream.headers_sent:
             stream.headers_sent = True
-            out.append(_frame(_HEADERS, _END_HEADERS, stream.id, _RESPONSE_HEADERS))
+            encoder = self.encoder
+            block = STEADY_HEADERS if encoder.steady else encoder.headers()
+            out.append(_frame(_HEADERS, _END_HEADERS, stream.id, block))
         if trailers is not None:
             stream.trailers = trailers
         n = len(data)
@@ -961,9 +951,7 @@ class _Connection(asyncio.Protocol):
             if stream.pending:
                 return
         if stream.trailers is not None:
-            out.append(_frame(_HEADERS, _END_HEADERS | _END_STREAM, stream.id, stream.trailers))
-            stream.trailers = None
-            self._finish(stream)
+            self._end_stream(stream)
 
     def _drain(self, stream: _Stream) -> None:
         pending = stream.pending
@@ -1013,11 +1001,19 @@ class _Connection(asyncio.Protocol):
                 continue
             self._drain(stream)
             if not stream.pending and stream.trailers is not None:
-                self.out.append(
-                    _frame(_HEADERS, _END_HEADERS | _END_STREAM, stream.id, stream.trailers)
-                )
-                stream.trailers = None
-                self._finish(stream)
+                self._end_stream(stream)
+
+    def _end_stream(self, stream: _Stream) -> None:
+        """The answer's data is all sent: its trailers close our half of the stream."""
+        trailers, stream.trailers = stream.trailers, None
+        assert trailers is not None
+        encoder = self.encoder
+        if trailers is OK_TRAILERS and encoder.steady:
+            block = STEADY_OK_TRAILERS
+        else:
+            block = encoder.block(trailers)
+        self.out.append(_frame(_HEADERS, _END_HEADERS | _END_STREAM, stream.id, block))
+        self._finish(stream)
 
     def _finish(self, stream: _Stream) -> None:
         """Our half of the stream is closed: the call is over."""
