@@ -41,3 +41,9 @@ bench-tools: ## Install the load generators: Debian's h2load (REST and gRPC) and
 .PHONY: bench-runtimes
 bench-runtimes: bench-venvs bench-tools ## Benchmark our server vs KServe's vs MLServer (h2load for REST and gRPC; wrk, ghz for reference) and print a table
 	PATH="$$PATH:$$(go env GOPATH)/bin" $(PY) python runtimes/bench/bench.py
+
+.PHONY: bench-runtimes-work
+bench-runtimes-work: setup ## Count the instructions our server (and h2load) runs per V1 REST, V2 REST and V2 gRPC call, under valgrind: work per call without the host's noise (not time)
+	@command -v valgrind >/dev/null && command -v h2load >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq valgrind nghttp2-client)
+	$(PY) python runtimes/bench/work.py
