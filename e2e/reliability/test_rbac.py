@@ -153,8 +153,9 @@ def test_least_privilege_role_is_enough(kube: Kube, namespace: str, token_kubeco
              lambda: _exists(kube, "apps/v1", "Deployment", "sklearn-iris-predictor", namespace),
              timeout=60)  # fmt: skip
     log = controller.log_text()
-    # A 403 status, not any "403" (a random port such as 40351 in a log line).
-    refusal = re.compile(r"\b403\b|[Ff]orbidden")
+    # A refusal as the API server and the clients word it (reason Forbidden, code 403), not any
+    # "403": a random port such as 40351, or a log line stamped at ",403" milliseconds.
+    refusal = re.compile(r"[Ff]orbidden|\(403\)|\b(?:code|status)['\"]?:?\s*403\b")
     refusals = [line for line in log.splitlines() if refusal.search(line)]
     assert not refusals, "\n".join(refusals[:20])
     assert "Traceback" not in log, log[-5000:]
