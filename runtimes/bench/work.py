@@ -11,8 +11,10 @@ calls, TCP) are not in them, and the speed targets are judged on `make bench-run
 Method: one server process (ours, the benchmark's model, one worker) runs under callgrind with
 PYTHONHASHSEED=0; for each protocol in turn, WORK_WARMUP calls with h2load (concurrency 1),
 counters zeroed, WORK_CALLS calls, counters dumped, for WORK_ROUNDS rounds; each figure is the
-dump's instruction total over the calls (the loop's idle wake-ups included: a few hundred
-instructions a call). The generator's figure: h2load itself under callgrind against a second
+dump's instruction total over the calls: the loop's idle wake-ups (a few hundred instructions a
+call) and the setup of h2load's connection are in it, shared over the calls (a gRPC connection
+costs the server about a million instructions: with 30 calls its rows come out ~3 % higher than
+with 300). The generator's figure: h2load itself under callgrind against a second
 server process that is not, for WORK_CALLS + 100 calls and for 100, the difference per call.
 Run through `make bench-runtimes-work` (a few minutes: Python runs ~50x slower under valgrind).
 """
@@ -131,19 +133,16 @@ def instructions(dump: Path) -> int:
 
 def dump_counters(server: Server) -> int:
     """Write the counters since the last zeroing or dump to a new file; its total."""
-    before = set(server.dumps.parent.glob(f"{server.dumps.name}.{server.proc.pid}.*"))
+    pattern = f"{server.dumps.name}.{server.proc.pid}.*"
+    before = set(server.dumps.parent.glob(pattern))
+    # callgrind_control waits until callgrind has written the dump.
     subprocess.run(
         ["callgrind_control", "-d", str(server.proc.pid)], capture_output=True, check=True
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        new = set(server.dumps.parent.glob(f"{server.dumps.name}.{server.proc.pid}.*")) - before
-        if new:
-            (dump,) = new
-            time.sleep(0.5)  # callgrind writes it whole before it answers; be safe
-            return instructions(dump)
-        time.sleep(0.2)
-    raise SystemExit("callgrind wrote no dump")
+    new = set(server.dumps.parent.glob(pattern)) - before
+    if len(new) != 1:
+        raise SystemExit(f"callgrind_control -d wrote {len(new)} dumps instead of one")
+    return instructions(new.pop())
 
 
 def server_work(model: Path, bodies: dict[str, Path], work: Path) -> dict[str, list[float]]:

@@ -53,10 +53,9 @@ _HEADERS_LITERAL = b"\x88" + literal(*_CONTENT_TYPE) + literal(*_ACCEPT_ENCODING
 _HEADERS_ADDING = b"\x88" + literal(*_CONTENT_TYPE, True) + literal(*_ACCEPT_ENCODING, True)
 _HEADERS_TWO_ADDED = b"\x88\xbf\xbe"  # content-type 63, grpc-accept-encoding 62
 _OK_ADDING = literal(*_STATUS_OK, True)
-#: Once all three are in the table (content-type 64, grpc-accept-encoding 63, grpc-status 62),
-#: every answer's headers and OK trailers are these: ``AnswerEncoder.steady`` says when.
-STEADY_HEADERS = b"\x88\xc0\xbf"
-STEADY_OK_TRAILERS = b"\xbe"
+# All three in the table: content-type 64, grpc-accept-encoding 63, grpc-status 62.
+_STEADY_HEADERS = b"\x88\xc0\xbf"
+_STEADY_OK_TRAILERS = b"\xbe"
 
 _NOT_INDEXING, _NONE_ADDED, _TWO_ADDED, _ALL_ADDED = -1, 0, 1, 2
 
@@ -71,7 +70,8 @@ class AnswerEncoder:
         self.table_size = _DEFAULT_TABLE_SIZE
         #: A dynamic table size update that the next header block starts with.
         self.size_update = b""
-        #: Answers are ``STEADY_HEADERS`` and ``STEADY_OK_TRAILERS`` (no call needed).
+        #: All three fields are in the peer's table and no size update is due: every answer's
+        #: blocks are the same from now on.
         self.steady = False
 
     def peer_table_size(self, size: int) -> None:
@@ -91,10 +91,12 @@ class AnswerEncoder:
 
     def headers(self) -> bytes:
         """The headers of an answer (``:status 200``, the gRPC content type)."""
+        if self.steady:  # every call after the first: nothing to decide
+            return _STEADY_HEADERS
         start = self._start() if self.size_update else b""
         state = self.state
         if state == _ALL_ADDED:
-            return start + STEADY_HEADERS
+            return start + _STEADY_HEADERS
         if state == _TWO_ADDED:
             return start + _HEADERS_TWO_ADDED
         if state == _NONE_ADDED:
@@ -104,10 +106,12 @@ class AnswerEncoder:
 
     def block(self, block: bytes) -> bytes:
         """Any other header block (trailers, errors): ``OK_TRAILERS`` by index, others as given."""
+        if self.steady:
+            return _STEADY_OK_TRAILERS if block is OK_TRAILERS else block
         start = self._start() if self.size_update else b""
         if block is OK_TRAILERS:
             if self.state == _ALL_ADDED:
-                return start + STEADY_OK_TRAILERS
+                return start + _STEADY_OK_TRAILERS
             if self.state == _TWO_ADDED:
                 self.state = _ALL_ADDED
                 self.steady = not self.size_update

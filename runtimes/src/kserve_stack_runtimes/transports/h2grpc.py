@@ -43,13 +43,7 @@ import grpc
 import hpack
 from hpack.exceptions import HPACKError
 
-from kserve_stack_runtimes.transports.h2answers import (
-    OK_TRAILERS,
-    STEADY_HEADERS,
-    STEADY_OK_TRAILERS,
-    AnswerEncoder,
-    literal,
-)
+from kserve_stack_runtimes.transports.h2answers import OK_TRAILERS, AnswerEncoder, literal
 from kserve_stack_runtimes.transports.inline import run_inline
 from kserve_stack_runtimes.transports.shutdown import close_gracefully
 from kserve_stack_runtimes.transports.turns import Turns
@@ -929,9 +923,7 @@ class _Connection(asyncio.Protocol):
         out = self.out
         if not stream.headers_sent:
             stream.headers_sent = True
-            encoder = self.encoder
-            block = STEADY_HEADERS if encoder.steady else encoder.headers()
-            out.append(_frame(_HEADERS, _END_HEADERS, stream.id, block))
+            out.append(_frame(_HEADERS, _END_HEADERS, stream.id, self.encoder.headers()))
         if trailers is not None:
             stream.trailers = trailers
         n = len(data)
@@ -1007,11 +999,7 @@ class _Connection(asyncio.Protocol):
         """The answer's data is all sent: its trailers close our half of the stream."""
         trailers, stream.trailers = stream.trailers, None
         assert trailers is not None
-        encoder = self.encoder
-        if trailers is OK_TRAILERS and encoder.steady:
-            block = STEADY_OK_TRAILERS
-        else:
-            block = encoder.block(trailers)
+        block = self.encoder.block(trailers)
         self.out.append(_frame(_HEADERS, _END_HEADERS | _END_STREAM, stream.id, block))
         self._finish(stream)
 
