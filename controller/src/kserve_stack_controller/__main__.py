@@ -277,6 +277,7 @@ async def run(settings: Settings) -> None:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_exception_handler)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
@@ -333,6 +334,27 @@ async def run(settings: Settings) -> None:
         if not await asyncio.to_thread(operator.reconciler.events.flush, 5.0):
             log.warning("stopped with events not yet posted")
         log.info("stopped")
+
+
+def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's handler of errors nothing awaited, kopf's watch streams closed at exit aside.
+
+    Stopped while a watch stream is still opening (a SIGTERM just after start), kopf leaves the
+    stream's async generator suspended; ``asyncio.run`` closes it on the way out, and kopf's
+    streaming context manager then fails with "generator didn't stop after athrow()". Nothing
+    is lost (the operator is stopping, the stream is discarded): one line says so instead of two
+    tracebacks. Every other error goes to asyncio's own handler.
+    """
+    generator = context.get("asyncgen")
+    code = getattr(generator, "ag_code", None)
+    if code is not None and f"{os.sep}kopf{os.sep}" in code.co_filename:
+        log.warning(
+            "a kopf watch stream failed to close at shutdown (%s: %s); nothing was lost",
+            code.co_name,
+            context.get("exception") or context.get("message"),
+        )
+        return
+    loop.default_exception_handler(context)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
