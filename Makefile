@@ -19,9 +19,10 @@ TEST_PATHS := api/tests controller/tests runtimes/tests charts/tests e2e
 TEST_WORKERS ?= 2
 
 .PHONY: test
-test: setup cluster-binaries kserve-venv ## Run every test that can run on this machine (unit, component, e2e)
+test: setup cluster-binaries kserve-venv runtimes-wheel ## Run every test that can run on this machine (unit, component, e2e; the runtimes tests also on the built wheel)
 	@was_up=0; python3 hack/cluster/local_cluster.py status >/dev/null 2>&1 || was_up=$$?; \
 	rc=0; $(PY) pytest -n $(TEST_WORKERS) -rs $(TEST_PATHS) || rc=$$?; \
+	$(MAKE) --no-print-directory runtimes-test-compiled || rc=$$?; \
 	if [ "$$was_up" != 0 ]; then python3 hack/cluster/local_cluster.py down --verify || rc=1; fi; \
 	exit $$rc
 

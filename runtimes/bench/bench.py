@@ -42,12 +42,15 @@ Load generators, and why each is used:
   ghz-vs-wrk understates gRPC against REST. `BENCH_GENERATORS=h2load` skips wrk and ghz.
 
 `BENCH_SERVERS=ours` (or a comma-separated subset of ours,kserve,mlserver) benchmarks fewer
-servers.
+servers. Ours is the build in `BENCH_OURS_BUILD`: `make bench-runtimes` builds the runtimes wheel
+(its gRPC transport compiled by mypyc, as it ships) and unpacks it there; unset, the editable
+sources (pure Python) are measured. The build measured is printed first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import json
 import os
 import re
@@ -80,6 +83,8 @@ PAIRS = int(os.environ.get("BENCH_PAIRS", "9"))
 OURS = "kserve-stack (ours)"
 PAIR_SECONDS = 2
 CONCURRENCY = (1, 32)
+#: The unpacked runtimes wheel that ours runs from (on PYTHONPATH); empty: the editable sources.
+OURS_BUILD = os.environ.get("BENCH_OURS_BUILD", "")
 GENERATORS = set(os.environ.get("BENCH_GENERATORS", "h2load,wrk,ghz").split(","))
 ROW = [5.0, 3.4, 1.5, 0.2]
 V1_BODY = json.dumps({"instances": [ROW]})
@@ -166,15 +171,45 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def ours_env() -> dict[str, str]:
+    """The environment ours runs in: the build in ``OURS_BUILD`` first on the import path."""
+    env = dict(os.environ)
+    if OURS_BUILD:
+        env["PYTHONPATH"] = OURS_BUILD
+    return env
+
+
+def describe_ours_build() -> str:
+    """Which build of ours runs: the gRPC transport's module as the server would import it."""
+    probe = "import kserve_stack_runtimes.transports.h2grpc as m; print(m.__file__)"
+    origin = subprocess.run(
+        [sys.executable, "-c", probe], env=ours_env(), capture_output=True, text=True, check=True
+    ).stdout.strip()
+    compiled = origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    if OURS_BUILD and not compiled:
+        raise SystemExit(f"BENCH_OURS_BUILD={OURS_BUILD}: its gRPC transport is not compiled")
+    kind = "the wheel, gRPC transport compiled" if compiled else "the sources, pure Python"
+    return f"{kind} ({origin})"
+
+
 class Server:
     def __init__(
-        self, name: str, cmd: list[str], ports: tuple[int, int], cwd: Path, *, v1: bool
+        self,
+        name: str,
+        cmd: list[str],
+        ports: tuple[int, int],
+        cwd: Path,
+        *,
+        v1: bool,
+        env: dict[str, str] | None = None,
     ) -> None:
         http, grpc_port = ports
         self.name, self.http, self.grpc, self.v1 = name, http, grpc_port, v1
         self.log = open(cwd / f"{name.split(maxsplit=1)[0].lower()}.log", "wb")  # noqa: SIM115
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd, env=env
+        )
         while True:
             if self.proc.poll() is not None:
                 raise SystemExit(f"{name} exited; see {self.log.name}")
@@ -525,6 +560,7 @@ def main() -> None:
         raise SystemExit("wrk not found: apt-get install wrk")
     if "h2load" in GENERATORS and not shutil.which("h2load"):
         raise SystemExit("h2load not found: apt-get install nghttp2-client")
+    print(f"{OURS}: {describe_ours_build()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-runtimes-"))
     model = train(work)
     message = grpc_message()
@@ -543,7 +579,7 @@ def main() -> None:
             sys.executable, "-m", "kserve_stack_runtimes.sklearn", "--model_name=iris",
             f"--model_dir={model.parent}", f"--http_port={h}", f"--grpc_port={g}", "--workers=1",
         ]  # fmt: skip
-        return Server(OURS, cmd, (h, g), work, v1=True)
+        return Server(OURS, cmd, (h, g), work, v1=True, env=ours_env())
 
     def kserve() -> Server:
         h, g = free_port(), free_port()

@@ -16,7 +16,9 @@ call) and the setup of h2load's connection are in it, shared over the calls (a g
 costs the server about a million instructions: with 30 calls its rows come out ~3 % higher than
 with 300). The generator's figure: h2load itself under callgrind against a second
 server process that is not, for WORK_CALLS + 100 calls and for 100, the difference per call.
-Run through `make bench-runtimes-work` (a few minutes: Python runs ~50x slower under valgrind).
+Ours is the build in BENCH_OURS_BUILD, as for `bench.py` (`make bench-runtimes-work` builds the
+wheel). Run through `make bench-runtimes-work` (a few minutes: Python runs ~50x slower under
+valgrind).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from bench import (
     V2_BODY,
     check_grpc,
     check_rest,
+    describe_ours_build,
     free_port,
     grpc_message,
+    ours_env,
     train,
 )
 
@@ -66,7 +70,7 @@ class Server:
         if counted:
             out = f"--callgrind-out-file={self.dumps}.%p"
             cmd = ["valgrind", "--tool=callgrind", "--quiet", out, *cmd]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        env = {**ours_env(), "PYTHONHASHSEED": "0"}
         self.log = open(work / ("counted.log" if counted else "plain.log"), "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready(counted)
@@ -200,6 +204,7 @@ def main() -> None:
                        ("h2load", "nghttp2-client")):  # fmt: skip
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found: apt-get install {hint}")
+    print(f"ours: {describe_ours_build()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-work-"))
     model = train(work)
     message = grpc_message()

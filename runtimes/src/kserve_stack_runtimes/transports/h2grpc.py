@@ -628,7 +628,9 @@ class _Connection(asyncio.Protocol):
         if setup is not None:
             return setup
         table = self.decoder.header_table
-        entries = table.dynamic_entries
+        # Typed Any: compiled (mypyc), an entry read as tuple[bytes, bytes] would be unboxed and
+        # boxed again as a new tuple, and the identity check below would always fail.
+        entries: Any = table.dynamic_entries
         first, count, maxsize = entries[0] if entries else None, len(entries), table.maxsize
         try:
             headers = self.decoder.decode(block, raw=True)
