@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -24,11 +23,11 @@ from kserve_stack_runtimes.logs import request_id_var
 from kserve_stack_runtimes.protocol import v2
 from kserve_stack_runtimes.transports.access import AccessLog
 from kserve_stack_runtimes.transports.h2grpc import GrpcH2Server, Method, RpcContext
+from kserve_stack_runtimes.transports.health import HEALTH_SERVICE_NAME, HealthService
 
 log = logging.getLogger("kserve_stack_runtimes.grpc")
 
 SERVICE_NAME = "inference.GRPCInferenceService"
-HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
 _MODEL_INFER = f"/{SERVICE_NAME}/ModelInfer"
 #: Calls that probes make every few seconds: their access lines are logged at DEBUG.
 _PROBE_METHODS = frozenset(
@@ -159,7 +158,7 @@ def encode_infer_response(response: v2.InferResponse, request: v2.InferRequest, 
             field = getattr(out.contents, _CONTENTS_FIELD[tensor.datatype])
             flat = tensor.data.reshape(-1)
             if tensor.datatype == "BYTES":
-                field.extend(x if isinstance(x, bytes) else str(x).encode() for x in flat)
+                field.extend([x if isinstance(x, bytes) else str(x).encode() for x in flat])
             else:
                 field.extend(flat.tolist())
     return msg
@@ -266,38 +265,6 @@ def _tensor_meta(t: dict[str, Any]) -> Any:
     return pb.ModelMetadataResponse.TensorMetadata(
         name=t["name"], datatype=t["datatype"], shape=t.get("shape", [])
     )
-
-
-class HealthService:
-    """``grpc.health.v1.Health``: Check and Watch, for the server ("") and the inference service."""
-
-    def __init__(self) -> None:
-        self._status: dict[str, int] = {}
-        self._changed = asyncio.Event()
-
-    def set(self, service: str, status: int) -> None:
-        if self._status.get(service) != status:
-            self._status[service] = status
-            self._changed.set()
-            self._changed = asyncio.Event()
-
-    async def Check(self, request: Any, context: RpcContext) -> Any:  # noqa: N802
-        status = self._status.get(request.service)
-        if status is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"Unknown service {request.service!r}.")
-        return health_pb2.HealthCheckResponse(status=status)
-
-    async def Watch(self, request: Any, context: RpcContext) -> AsyncIterator[Any]:  # noqa: N802
-        last: int | None = None
-        while True:
-            changed = self._changed
-            status = self._status.get(
-                request.service, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
-            )
-            if status != last:
-                last = status
-                yield health_pb2.HealthCheckResponse(status=status)
-            await changed.wait()
 
 
 def _methods(servicer: InferenceServicer, health: HealthService) -> dict[str, Method]:
