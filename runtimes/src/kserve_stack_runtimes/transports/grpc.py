@@ -2,6 +2,9 @@
 
 Tensors arrive either in typed ``contents`` or as ``raw_input_contents`` (what Triton's client
 sends); a request that used raw inputs is answered with ``raw_output_contents``.
+
+Compiled by mypyc in wheels, like ``h2grpc`` (runtimes/setup.py); health checking is in
+``health``, uncompiled.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ What it implements (RFC 9113 and the gRPC over HTTP/2 spec), server side:
 
 Responses are never compressed; the fields every answer repeats are sent by index once the
 first answer has added them to the peer's HPACK table (``h2answers``).
+
+Wheels compile this module, ``h2answers`` and ``grpc`` with mypyc (runtimes/setup.py): their
+annotations become C types, so keep them exact (docs/runtimes, "Build").
 """
 
 from __future__ import annotations
