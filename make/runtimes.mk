@@ -31,6 +31,7 @@ runtimes-test: kserve-venv runtimes-wheel ## Run the runtimes tests on the sourc
 
 .PHONY: runtimes-test-compiled
 runtimes-test-compiled: ## Run the runtimes tests on the wheel that `make runtimes-wheel` unpacked (compiled gRPC transport)
+	@test -d $(RUNTIMES_WHEEL_DIR) || { echo "no $(RUNTIMES_WHEEL_DIR): run 'make runtimes-wheel' first" >&2; exit 2; }
 	$(COMPILED_ENV) $(PY) pytest -n 2 -rs runtimes/tests
 
 .PHONY: runtimes-lint
