@@ -66,6 +66,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import IO
 
 import grpc
 import httpx
@@ -192,6 +193,16 @@ def describe_ours_build() -> str:
     return f"{kind} ({origin})"
 
 
+def stop_server(proc: subprocess.Popen[bytes], log: IO[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL if the server has not exited within ``grace`` s; close its log."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 class Server:
     def __init__(
         self,
@@ -223,12 +234,7 @@ class Server:
         self.cold_start = time.perf_counter() - t0
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_server(self.proc, self.log, 20)
 
 
 @dataclass

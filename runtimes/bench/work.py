@@ -46,6 +46,7 @@ from bench import (
     free_port,
     grpc_message,
     ours_env,
+    stop_server,
     train,
 )
 
@@ -104,12 +105,7 @@ class Server:
         return f"http://127.0.0.1:{self.grpc}{GRPC_METHOD}"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_server(self.proc, self.log, 60)  # under valgrind the exit takes longer
 
 
 def h2load(server: Server, protocol: str, body: Path, calls: int, prefix: list[str]) -> None:
