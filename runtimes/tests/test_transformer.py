@@ -80,3 +80,38 @@ def test_transformer_with_unreachable_predictor_is_502(
     r = httpx.post(f"{transformer.url}/v1/models/iris:predict", json={"instances": SAMPLE})
     assert r.status_code == 502
     assert "unreachable" in r.json()["error"]
+
+
+MALFORMED = """
+import numpy as np
+from kserve_stack_runtimes.model import Model
+from kserve_stack_runtimes.protocol.v2 import InferTensor
+
+class Malformed(Model):
+    def predict(self, payload, headers):
+        return [InferTensor("o", np.zeros(3, np.float32), "FP32", shape=[5])]
+"""
+
+
+def test_malformed_grpc_answer_of_the_predictor_is_502(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    (tmp_path / "malformed.py").write_text(MALFORMED)
+    predictor = start_server(
+        ["custom", "--model_name=m", f"--model_class={tmp_path}/malformed.py:Malformed"]
+    )
+    transformer = start_server(
+        [
+            "custom",
+            "--model_name=m",
+            f"--predictor_host={predictor.grpc_target}",
+            "--predictor_protocol=grpc-v2",
+            "--enable_grpc=false",
+        ]
+    )
+    tensor = {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}
+    r = httpx.post(f"{transformer.url}/v2/models/m/infer", json={"inputs": [tensor]})
+    # The predictor's answer is at fault, not the client's request: a 502 that names it.
+    assert r.status_code == 502, r.text
+    error = r.json()["error"]
+    assert predictor.grpc_target in error and "malformed tensor" in error

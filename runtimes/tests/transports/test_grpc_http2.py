@@ -103,6 +103,25 @@ def test_large_tensors_cross_flow_control_both_ways(stub: pb_grpc.GRPCInferenceS
     assert np.array_equal(_output(reply), data)
 
 
+@pytest.mark.parametrize("datatype", ["FP32", "FP64", "INT64"])
+def test_large_typed_contents_both_ways(
+    stub: pb_grpc.GRPCInferenceServiceStub, datatype: str
+) -> None:
+    # Typed contents (not raw) in and out: answered in typed contents, values unchanged.
+    dtype = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64}[datatype]
+    data = (np.arange(150_528) - 75_000).astype(dtype).reshape(1, 3, 224, 224) / 3
+    data = data.astype(dtype)
+    req = pb.ModelInferRequest(model_name="echo")
+    tensor = req.inputs.add(name="x", datatype=datatype, shape=list(data.shape))
+    field = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT64": "int64_contents"}
+    getattr(tensor.contents, field[datatype]).extend(data.reshape(-1).tolist())
+    reply = stub.ModelInfer(req, timeout=30)
+    assert not reply.raw_output_contents
+    out = reply.outputs[[o.name for o in reply.outputs].index("out_x")]
+    assert out.datatype == datatype and list(out.shape) == list(data.shape)
+    assert np.array_equal(np.array(getattr(out.contents, field[datatype]), dtype), data.ravel())
+
+
 def test_concurrent_calls_on_one_connection(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
     futures = [
         stub.ModelInfer.future(_request(np.full((1, 4), i, np.float32), 0.05 * (i % 3)), timeout=30)

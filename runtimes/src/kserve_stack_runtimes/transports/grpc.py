@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from typing import Any
 
 import grpc
-import numpy as np
 from grpc_health.v1 import health_pb2
 
 from kserve_stack_runtimes._generated import grpc_predict_v2_pb2 as pb
@@ -25,6 +25,7 @@ from kserve_stack_runtimes.errors import InvalidInputError, ServingError, public
 from kserve_stack_runtimes.logs import request_id_var
 from kserve_stack_runtimes.protocol import v2
 from kserve_stack_runtimes.transports.access import AccessLog
+from kserve_stack_runtimes.transports.contents import read_contents, write_contents
 from kserve_stack_runtimes.transports.h2grpc import GrpcH2Server, Method, RpcContext
 from kserve_stack_runtimes.transports.health import HEALTH_SERVICE_NAME, HealthService
 
@@ -37,22 +38,6 @@ _PROBE_METHODS = frozenset(
     [f"/{HEALTH_SERVICE_NAME}/{m}" for m in ("Check", "Watch")]
     + [f"/{SERVICE_NAME}/{m}" for m in ("ServerLive", "ServerReady", "ModelReady")]
 )
-
-#: Which field of InferTensorContents carries each datatype.
-_CONTENTS_FIELD = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
 
 
 def _param_value(p: Any) -> Any:
@@ -101,26 +86,7 @@ def decode_infer_request(req: Any) -> v2.InferRequest:
         if raw:
             data = v2.decode_raw(raw[i], datatype, shape, name)
         else:
-            field = _CONTENTS_FIELD.get(datatype)
-            if field is None:
-                raise InvalidInputError(f"Input {name!r}: {datatype} data must be sent raw.")
-            values = getattr(t.contents, field)
-            if len(values) != count:
-                raise InvalidInputError(
-                    f"Input {name!r}: shape {shape} holds {count} elements but contents "
-                    f"have {len(values)}."
-                )
-            if datatype == "BYTES":
-                data = np.empty(count, dtype=object)
-                data[:] = values[:]
-                data = data.reshape(shape)
-            else:
-                try:
-                    data = np.fromiter(values, v2.DATATYPES[datatype], count).reshape(shape)
-                except OverflowError:
-                    raise InvalidInputError(
-                        f"Input {name!r}: a value is out of range for {datatype}."
-                    ) from None
+            data = read_contents(t.contents, datatype, shape, count, name).reshape(shape)
         parameters = t.parameters
         inputs.append(
             v2.InferTensor(name, data, datatype, shape, _params(parameters) if parameters else None)
@@ -158,12 +124,7 @@ def encode_infer_response(response: v2.InferResponse, request: v2.InferRequest, 
         if raw or tensor.datatype == "FP16":
             msg.raw_output_contents.append(v2.encode_raw(tensor.data, tensor.datatype))
         else:
-            field = getattr(out.contents, _CONTENTS_FIELD[tensor.datatype])
-            flat = tensor.data.reshape(-1)
-            if tensor.datatype == "BYTES":
-                field.extend([x if isinstance(x, bytes) else str(x).encode() for x in flat])
-            else:
-                field.extend(flat.tolist())
+            write_contents(out.contents, tensor.data, tensor.datatype)
     return msg
 
 
@@ -398,13 +359,8 @@ def decode_infer_response(msg: Any) -> v2.InferResponse:
         if raw:
             data = v2.decode_raw(raw[i], t.datatype, shape, t.name)
         else:
-            values = getattr(t.contents, _CONTENTS_FIELD[t.datatype])
-            if t.datatype == "BYTES":
-                data = np.empty(len(values), dtype=object)
-                data[:] = list(values)
-                data = data.reshape(shape)
-            else:
-                data = np.array(values, dtype=v2.DATATYPES[t.datatype]).reshape(shape)
+            count = math.prod(shape)
+            data = read_contents(t.contents, t.datatype, shape, count, t.name).reshape(shape)
         outputs.append(v2.InferTensor(t.name, data, t.datatype, shape, _params(t.parameters)))
     return v2.InferResponse(
         msg.model_name,
@@ -455,4 +411,9 @@ class GrpcPredictorClient:
             raise UpstreamError(
                 f"Predictor {host} answered {code.name}: {exc.details()}", status
             ) from None
-        return decode_infer_response(reply)
+        try:
+            return decode_infer_response(reply)
+        except InvalidInputError as exc:
+            raise UpstreamError(
+                f"Predictor {host} answered a malformed tensor: {exc}", 502
+            ) from None

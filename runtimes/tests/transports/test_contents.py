@@ -1,0 +1,139 @@
+"""Typed gRPC tensor contents to and from numpy: the bulk float path agrees with protobuf's own
+per-value reading and writing, for every size around the threshold and for odd messages."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from kserve_stack_runtimes.errors import InvalidInputError
+from kserve_stack_runtimes.transports import contents
+from kserve_stack_runtimes.transports.contents import (
+    BULK_FROM,
+    CONTENTS_FIELD,
+    read_contents,
+    write_contents,
+)
+
+# Triton's client registers the same proto file in protobuf's default pool as our generated
+# module does (one definition per process), so these tests build messages with its module.
+from tritonclient.grpc import service_pb2 as pb
+
+PROTO = Path(__file__).parents[2] / "proto" / "grpc_predict_v2.proto"
+FLOATS = {"FP32": np.float32, "FP64": np.float64}
+SIZES = st.one_of(st.integers(0, 3 * BULK_FROM), st.sampled_from([1000, 65_537]))
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """Values compared bit for bit: NaN payloads, infinities and -0.0 included."""
+    return a.view(np.uint32 if a.dtype.itemsize == 4 else np.uint64)
+
+
+def _reference(datatype: str, values: np.ndarray) -> pb.InferTensorContents:
+    ref = pb.InferTensorContents()
+    getattr(ref, CONTENTS_FIELD[datatype]).extend(values.tolist())
+    return ref
+
+
+def test_field_numbers_are_the_protos() -> None:
+    text = PROTO.read_text()
+    for datatype, number in contents._FIELD_NUMBER.items():
+        field = CONTENTS_FIELD[datatype]
+        assert re.search(rf"repeated \w+ {field} = {number};", text), field
+        assert pb.InferTensorContents.DESCRIPTOR.fields_by_name[field].number == number
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), datatype=st.sampled_from(sorted(FLOATS)), size=SIZES)
+def test_floats_round_trip_like_protobuf(data: st.DataObject, datatype: str, size: int) -> None:
+    dtype = FLOATS[datatype]
+    values = data.draw(hnp.arrays(dtype, size, elements=hnp.from_dtype(np.dtype(dtype))))
+    written = pb.InferTensorContents()
+    write_contents(written, values, datatype)
+    wire = written.SerializeToString()
+    assert wire == _reference(datatype, values).SerializeToString()
+    parsed = pb.InferTensorContents.FromString(wire)
+    got = read_contents(parsed, datatype, [size], size, "x")
+    assert got.dtype == np.dtype(dtype)
+    assert np.array_equal(_bits(got), _bits(values))
+    # The bulk path returns a read-only view of the serialized record; the per-value one a copy.
+    assert got.flags.writeable == (size < BULK_FROM)
+
+
+@pytest.mark.parametrize("datatype", sorted(FLOATS))
+def test_float_data_of_another_width_is_converted(datatype: str) -> None:
+    other = np.float64 if datatype == "FP32" else np.float32
+    values = np.linspace(-3, 3, 4 * BULK_FROM, dtype=other).reshape(4, BULK_FROM)
+    written = pb.InferTensorContents()
+    write_contents(written, values, datatype)
+    expected = values.reshape(-1).astype(FLOATS[datatype])
+    assert written.SerializeToString() == _reference(datatype, expected).SerializeToString()
+
+
+@pytest.mark.parametrize("size", [BULK_FROM - 1, BULK_FROM, 5 * BULK_FROM])
+def test_other_fields_and_unpacked_or_split_encodings(size: int) -> None:
+    values = np.arange(size, dtype=np.float32) / 7
+    # A client may send a repeated field unpacked, or packed in several records; protobuf
+    # merges them, and other (mismatched) fields set as well are ignored.
+    unpacked = b"".join(b"\x35" + struct.pack("<f", v) for v in values[: size // 2])
+    second = values[size // 2 :].tobytes()
+    wire = (
+        b"\x12\x02\x01\x02"  # int_contents [1, 2]
+        + unpacked
+        + b"\x32"
+        + contents._varint(len(second))
+        + second
+        + b"\x42\x01a"  # bytes_contents ["a"]
+        + b"\xf8\x01\x05"  # an unknown field (31, varint)
+    )
+    parsed = pb.InferTensorContents.FromString(wire)
+    got = read_contents(parsed, "FP32", [size], size, "x")
+    assert np.array_equal(got, values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=st.binary(max_size=64), number=st.integers(1, 40))
+def test_packed_record_never_raises(message: bytes, number: int) -> None:
+    found = contents._packed_record(message, number)
+    assert found is None or len(found) <= len(message)
+
+
+def test_packed_record_finds_only_a_single_length_delimited_record() -> None:
+    record = b"\x32\x04abcd"
+    assert bytes(contents._packed_record(b"\x08\x01" + record, 6) or b"") == b"abcd"
+    assert contents._packed_record(record + record, 6) is None  # two records
+    assert contents._packed_record(b"\x35abcd", 6) is None  # the field as fixed32, unpacked
+    assert contents._packed_record(b"\x32\x09abcd", 6) is None  # runs past the end
+    assert contents._packed_record(b"\x08", 6) is None  # a varint cut short
+
+
+def test_count_mismatch_and_raw_only_datatype_are_clear_errors() -> None:
+    msg = pb.InferTensorContents()
+    msg.fp32_contents.extend([1.0] * (BULK_FROM + 1))
+    with pytest.raises(InvalidInputError, match=r"shape \[2, 33\] holds 66 elements but"):
+        read_contents(msg, "FP32", [2, 33], 66, "x")
+    with pytest.raises(InvalidInputError, match="FP16 data must be sent raw"):
+        read_contents(msg, "FP16", [1], 1, "x")
+
+
+def test_integers_keep_their_range_checks() -> None:
+    msg = pb.InferTensorContents()
+    msg.int_contents.extend([1, 300] * BULK_FROM)
+    with pytest.raises(InvalidInputError, match="out of range for INT8"):
+        read_contents(msg, "INT8", [2 * BULK_FROM], 2 * BULK_FROM, "x")
+    got = read_contents(msg, "INT16", [2 * BULK_FROM], 2 * BULK_FROM, "x")
+    assert got.dtype == np.int16 and got.tolist() == [1, 300] * BULK_FROM
+
+
+def test_bulk_read_does_not_follow_later_edits() -> None:
+    msg = pb.InferTensorContents()
+    msg.fp64_contents.extend(range(4 * BULK_FROM))
+    got = read_contents(msg, "FP64", [4 * BULK_FROM], 4 * BULK_FROM, "x")
+    msg.fp64_contents[0] = -1.0
+    assert got[0] == 0.0
