@@ -69,3 +69,7 @@ bench-runtimes-work: setup runtimes-wheel ## Count the instructions our server (
 .PHONY: bench-runtimes-tensors
 bench-runtimes-tensors: kserve-venv runtimes-wheel ## Time decoding and encoding typed gRPC tensors (4 to 150,528 elements) in process: ours vs ours per value vs KServe 0.21
 	BENCH_OURS_BUILD=$(abspath $(RUNTIMES_WHEEL_DIR)) $(PY) python runtimes/bench/tensors.py
+
+.PHONY: bench-runtimes-incall
+bench-runtimes-incall: setup runtimes-wheel ## CPU per V2 REST and V2 gRPC call of our server in process (the wheel), warm and on cold caches, with the model's predict apart
+	PYTHONPATH=$(abspath $(RUNTIMES_WHEEL_DIR)) $(PY) python runtimes/bench/incall.py
