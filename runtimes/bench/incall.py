@@ -29,6 +29,7 @@ import struct
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class RecordingTransport(asyncio.Transport):
         super().__init__()
         self.written_at = 0
         self.writes = 0
+        self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written_at = time.perf_counter_ns()
@@ -86,7 +88,10 @@ class RecordingTransport(asyncio.Transport):
         pass
 
     def close(self) -> None:
-        raise SystemExit("the server closed a connection: the transports changed under this tool")
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
 
 
 def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
@@ -108,8 +113,11 @@ class Caller:
         start = time.perf_counter_ns()
         self.conn.data_received(data)
         end = time.perf_counter_ns()
-        if self.transport.writes == writes:
-            raise SystemExit("a call was not answered: the transports changed under this tool")
+        if self.transport.writes == writes or self.transport.closed:
+            raise SystemExit(
+                "a call was not answered or its connection closed: the transports changed under "
+                "this tool"
+            )
         return self.transport.written_at - start, end - start
 
 
@@ -212,7 +220,14 @@ def main() -> None:
     # Logging as the server sets it up, its lines going nowhere.
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     logs.configure("INFO")
-    uvloop.run(measure(opts.rounds, opts.sweep_mib))
+    try:
+        uvloop.run(measure(opts.rounds, opts.sweep_mib))
+    except SystemExit as exc:  # its message would go to the silenced stderr
+        print(f"error: {exc}", file=sys.__stderr__)
+        raise SystemExit(1) from None
+    except Exception:
+        traceback.print_exc(file=sys.__stderr__)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
