@@ -151,9 +151,9 @@ def rest_caller(server: http1.HttpServer) -> Caller:
 
 
 async def measure(rounds: int, sweep_mib: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-incall-"))
-    model = SKLearnModel("iris", train(work).parent)
-    model.load()
+    with tempfile.TemporaryDirectory(prefix="bench-incall-") as work:  # loaded, then gone
+        model = SKLearnModel("iris", train(Path(work)).parent)
+        model.load()
     predict_ns: list[int] = []
     estimator = model._model
 

@@ -135,12 +135,13 @@ def main() -> None:
     from bench import describe_ours_build  # noqa: PLC0415
 
     print(f"ours: {describe_ours_build()}", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-tensors-"))
-    write_messages(work)
     results = {}
-    for side in SIDES:
-        print(f"timing {side} ...", flush=True)
-        results[side] = run_side(side, work)
+    with tempfile.TemporaryDirectory(prefix="bench-tensors-") as folder:
+        work = Path(folder)
+        write_messages(work)
+        for side in SIDES:
+            print(f"timing {side} ...", flush=True)
+            results[side] = run_side(side, work)
     print()
     print("us per call: decode (request -> numpy) | encode (numpy -> answer, serialized)")
     head = "".join(f"{s:>13}" for s in SIDES)
