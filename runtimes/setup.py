@@ -10,13 +10,15 @@ import os
 from setuptools import setup
 
 #: The gRPC transport's hot path (every call runs through it): HTTP/2 framing, HPACK answers, the
-#: services and their protobuf codec. mypyc compiles typed code as it is; these modules are
+#: services and ModelInfer's wire codec. mypyc compiles typed code as it is; these modules are
 #: checked by `mypy --strict` like the rest (transports/health.py has an async generator, which
 #: mypyc does not compile).
 COMPILED = [
     "src/kserve_stack_runtimes/transports/h2grpc.py",
     "src/kserve_stack_runtimes/transports/h2answers.py",
     "src/kserve_stack_runtimes/transports/grpc.py",
+    "src/kserve_stack_runtimes/transports/infer_wire.py",
+    "src/kserve_stack_runtimes/transports/contents.py",
 ]
 
 ext_modules = []

@@ -1,14 +1,14 @@
 """Typed gRPC tensors: the time to decode a ModelInferRequest whose tensor travels in typed
 ``contents`` (not raw bytes) into numpy, and to encode the answer, per call, in process.
 
-Three sides, each in its own process (Triton's, KServe's and our generated modules register the
+Two sides, each in its own process (Triton's, KServe's and our generated modules register the
 same proto file, one per process), timing the same serialized messages:
 
-* ours: ``decode_infer_request`` and ``encode_infer_response`` of the build in
-  BENCH_OURS_BUILD (as `bench.py`; `make bench-runtimes-tensors` builds the wheel), whose FP32 and
-  FP64 contents of ``contents.BULK_FROM`` elements or more go through numpy in bulk;
-* per value: the same build with the bulk path turned off (every value read and written one at
-  a time through protobuf), the reference for what the bulk path changes;
+* ours: ``parse_model_infer`` and ``decode_infer_request``, then ``encode_infer_response``, of
+  the build in BENCH_OURS_BUILD (as `bench.py`; `make bench-runtimes-tensors` builds the wheel):
+  FP32/FP64 requests are read by our own wire codec (``infer_wire``) and their contents viewed
+  by numpy in place, other typed contents by protobuf (``contents.BULK_FROM``); answers are
+  written by the wire codec;
 * KServe 0.21 (its venv, .bench/kserve-venv): ``InferRequest.from_grpc`` then ``as_numpy``, and
   ``InferResponse.to_grpc`` of a numpy output (which KServe always answers in raw contents).
 
@@ -32,7 +32,7 @@ from typing import Any
 #: (datatype, elements): a feature row, a small batch, a 224x224 RGB image.
 CASES = [(dt, n) for dt in ("FP32", "FP64", "INT64") for n in (4, 1024, 150_528)]
 FIELD = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT64": "int64_contents"}
-SIDES = ("ours", "per value", "KServe 0.21")
+SIDES = ("ours", "KServe 0.21")
 _SIDE, _WORK = "BENCH_TENSORS_SIDE", "BENCH_TENSORS_WORK"
 
 
@@ -56,28 +56,23 @@ def write_messages(work: Path) -> None:
         (work / f"{datatype}-{n}.bin").write_bytes(req.SerializeToString())
 
 
-def time_ours(work: Path, bulk: bool) -> dict[str, tuple[float, float]]:
-    from kserve_stack_runtimes._generated import grpc_predict_v2_pb2 as pb  # noqa: PLC0415
+def time_ours(work: Path) -> dict[str, tuple[float, float]]:
     from kserve_stack_runtimes.protocol import v2  # noqa: PLC0415
-    from kserve_stack_runtimes.transports import contents  # noqa: PLC0415
     from kserve_stack_runtimes.transports.grpc import (  # noqa: PLC0415
         decode_infer_request,
         encode_infer_response,
+        parse_model_infer,
     )
 
-    if not bulk:
-        contents.BULK_FROM = sys.maxsize
     out = {}
     for datatype, n in CASES:
         body = (work / f"{datatype}-{n}.bin").read_bytes()
-        request = decode_infer_request(pb.ModelInferRequest.FromString(body))
+        request = decode_infer_request(parse_model_infer(body))
         data = request.inputs[0].data
         response = v2.InferResponse("m", [v2.InferTensor("y", data, datatype)])
         out[f"{datatype}-{n}"] = (
-            per_call_us(lambda b=body: decode_infer_request(pb.ModelInferRequest.FromString(b))),
-            per_call_us(
-                lambda r=response, q=request: encode_infer_response(r, q, False).SerializeToString()
-            ),
+            per_call_us(lambda b=body: decode_infer_request(parse_model_infer(b))),
+            per_call_us(lambda r=response, q=request: encode_infer_response(r, q, False)),
         )
     return out
 
@@ -128,7 +123,7 @@ def main() -> None:
     side = os.environ.get(_SIDE)
     if side:  # one side's process, started by the benchmark
         work = Path(os.environ[_WORK])
-        figures = time_kserve(work) if side == "KServe 0.21" else time_ours(work, side == "ours")
+        figures = time_kserve(work) if side == "KServe 0.21" else time_ours(work)
         print(json.dumps(figures))
         return
     argparse.ArgumentParser(description=__doc__).parse_args()

@@ -18,6 +18,8 @@ COMPILED = (
     "kserve_stack_runtimes.transports.h2grpc",
     "kserve_stack_runtimes.transports.h2answers",
     "kserve_stack_runtimes.transports.grpc",
+    "kserve_stack_runtimes.transports.infer_wire",
+    "kserve_stack_runtimes.transports.contents",
 )
 
 

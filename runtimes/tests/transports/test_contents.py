@@ -1,11 +1,13 @@
 """Typed gRPC tensor contents to and from numpy: the bulk float path agrees with protobuf's own
-per-value reading and writing, for every size around the threshold and for odd messages."""
+per-value reading, and ``infer_wire``'s contents with protobuf's writing, for every size around
+the threshold and for odd messages."""
 
 from __future__ import annotations
 
 import re
 import struct
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -17,9 +19,10 @@ from kserve_stack_runtimes.transports import contents
 from kserve_stack_runtimes.transports.contents import (
     BULK_FROM,
     CONTENTS_FIELD,
+    WireContents,
     read_contents,
-    write_contents,
 )
+from kserve_stack_runtimes.transports.infer_wire import contents_record, varint
 
 # Triton's client registers the same proto file in protobuf's default pool as our generated
 # module does (one definition per process), so these tests build messages with its module.
@@ -43,7 +46,7 @@ def _reference(datatype: str, values: np.ndarray) -> pb.InferTensorContents:
 
 def test_field_numbers_are_the_protos() -> None:
     text = PROTO.read_text()
-    for datatype, number in contents._FIELD_NUMBER.items():
+    for datatype, number in contents.FIELD_NUMBER.items():
         field = CONTENTS_FIELD[datatype]
         assert re.search(rf"repeated \w+ {field} = {number};", text), field
         assert pb.InferTensorContents.DESCRIPTOR.fields_by_name[field].number == number
@@ -54,26 +57,23 @@ def test_field_numbers_are_the_protos() -> None:
 def test_floats_round_trip_like_protobuf(data: st.DataObject, datatype: str, size: int) -> None:
     dtype = FLOATS[datatype]
     values = data.draw(hnp.arrays(dtype, size, elements=hnp.from_dtype(np.dtype(dtype))))
-    written = pb.InferTensorContents()
-    write_contents(written, values, datatype)
-    wire = written.SerializeToString()
+    wire = contents_record(values, datatype)
     assert wire == _reference(datatype, values).SerializeToString()
     parsed = pb.InferTensorContents.FromString(wire)
-    got = read_contents(parsed, datatype, [size], size, "x")
+    with mock.patch.object(contents.np, "fromiter", wraps=np.fromiter) as per_value:
+        got = read_contents(parsed, datatype, [size], size, "x")
+    assert per_value.called == (size < BULK_FROM)  # the bulk path from the threshold on
     assert got.dtype == np.dtype(dtype)
+    assert got.flags.aligned
     assert np.array_equal(_bits(got), _bits(values))
-    # The bulk path returns a read-only view of the serialized record; the per-value one a copy.
-    assert got.flags.writeable == (size < BULK_FROM)
 
 
 @pytest.mark.parametrize("datatype", sorted(FLOATS))
 def test_float_data_of_another_width_is_converted(datatype: str) -> None:
     other = np.float64 if datatype == "FP32" else np.float32
     values = np.linspace(-3, 3, 4 * BULK_FROM, dtype=other).reshape(4, BULK_FROM)
-    written = pb.InferTensorContents()
-    write_contents(written, values, datatype)
     expected = values.reshape(-1).astype(FLOATS[datatype])
-    assert written.SerializeToString() == _reference(datatype, expected).SerializeToString()
+    assert contents_record(values, datatype) == _reference(datatype, expected).SerializeToString()
 
 
 @pytest.mark.parametrize("size", [BULK_FROM - 1, BULK_FROM, 5 * BULK_FROM])
@@ -87,7 +87,7 @@ def test_other_fields_and_unpacked_or_split_encodings(size: int) -> None:
         b"\x12\x02\x01\x02"  # int_contents [1, 2]
         + unpacked
         + b"\x32"
-        + contents._varint(len(second))
+        + varint(len(second))
         + second
         + b"\x42\x01a"  # bytes_contents ["a"]
         + b"\xf8\x01\x05"  # an unknown field (31, varint)
@@ -137,3 +137,26 @@ def test_bulk_read_does_not_follow_later_edits() -> None:
     got = read_contents(msg, "FP64", [4 * BULK_FROM], 4 * BULK_FROM, "x")
     msg.fp64_contents[0] = -1.0
     assert got[0] == 0.0
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_wire_contents_are_read_aligned_and_checked(offset: int) -> None:
+    values = np.arange(6, dtype=np.float32) / 3
+    payload = memoryview(b"x" * offset + values.tobytes())[offset:]
+    got = read_contents(WireContents(6, payload), "FP32", [2, 3], 6, "x")
+    assert got.flags.aligned and np.array_equal(got, values)
+    with pytest.raises(InvalidInputError, match=r"holds 4 elements but contents have 6"):
+        read_contents(WireContents(6, payload), "FP32", [4], 4, "x")
+    # Float contents of the other width are the other field: this datatype's field is empty.
+    with pytest.raises(InvalidInputError, match=r"holds 6 elements but contents have 0"):
+        read_contents(WireContents(7, payload), "FP32", [6], 6, "x")
+    assert read_contents(WireContents(0, b""), "INT64", [0], 0, "x").dtype == np.int64
+
+
+def test_wire_integer_contents_keep_their_range_checks() -> None:
+    got = read_contents(WireContents(3, b"", [1, -2]), "INT64", [2], 2, "x")
+    assert got.dtype == np.int64 and got.tolist() == [1, -2]
+    with pytest.raises(InvalidInputError, match="out of range for INT8"):
+        read_contents(WireContents(2, b"", [1, 300]), "INT8", [2], 2, "x")
+    with pytest.raises(InvalidInputError, match=r"holds 3 elements but contents have 2"):
+        read_contents(WireContents(2, b"", [1, 3]), "INT32", [3], 3, "x")

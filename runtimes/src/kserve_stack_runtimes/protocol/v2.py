@@ -254,7 +254,15 @@ def decode_raw(
             f"Input {name!r}: shape {shape} of {datatype} needs {count * dtype.itemsize} bytes "
             f"but {len(raw)} were sent."
         )
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return array_view(raw, dtype).reshape(shape)
+
+
+def array_view(buffer: bytes | memoryview, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """numpy's read-only view of ``buffer``'s elements; a copy where they are not aligned for
+    ``dtype`` (a tensor inside a message often is not), as numpy's loops for unaligned data are
+    slower and not every library accepts them."""
+    array = np.frombuffer(buffer, dtype)
+    return array if array.flags.aligned else array.copy()
 
 
 def encode_raw(array: np.ndarray[Any, Any], datatype: str) -> bytes:

@@ -1,10 +1,11 @@
-"""Typed gRPC tensor contents (``InferTensorContents``) to and from numpy.
+"""Typed gRPC tensor contents (``InferTensorContents``) to numpy.
 
-A protobuf repeated field read or filled one value at a time costs tens of nanoseconds a value
-(8 ms for a 224x224x3 FP32 image), however fast the parser. Serialized, a float field is one
-packed record of little-endian IEEE values, which numpy reads and writes as it is: FP32 and FP64
-tensors of ``BULK_FROM`` elements or more go that way. Integer and bool fields are varints, which
-numpy decodes no faster than the per-value path (measured), so they keep it.
+A protobuf repeated field read one value at a time costs tens of nanoseconds a value (8 ms for a
+224x224x3 FP32 image), however fast the parser. Serialized, a float field is one packed record of
+little-endian IEEE values, which numpy reads as it is: FP32 and FP64 tensors of ``BULK_FROM``
+elements or more go that way. Integer and bool fields are varints, which numpy decodes no faster
+than the per-value path (measured), so they keep it. Requests that ``infer_wire`` parsed carry
+their float contents as that record already (:class:`WireContents`). Writing: ``infer_wire``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kserve_stack_runtimes.errors import InvalidInputError
-from kserve_stack_runtimes.protocol.v2 import DATATYPES
+from kserve_stack_runtimes.protocol.v2 import DATATYPES, array_view
 
 #: Which field of InferTensorContents carries each datatype (FP16 travels raw only).
 CONTENTS_FIELD = {
@@ -31,16 +32,38 @@ CONTENTS_FIELD = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
+#: Those fields' numbers (runtimes/proto/grpc_predict_v2.proto). The functions take any
+#: module's messages of that proto, Triton's client's as well as ours.
+_NUMBER_OF_FIELD = {
+    "bool_contents": 1,
+    "int_contents": 2,
+    "int64_contents": 3,
+    "uint_contents": 4,
+    "uint64_contents": 5,
+    "fp32_contents": 6,
+    "fp64_contents": 7,
+    "bytes_contents": 8,
+}
+FIELD_NUMBER = {datatype: _NUMBER_OF_FIELD[field] for datatype, field in CONTENTS_FIELD.items()}
 
 #: Elements from which a float tensor is converted in bulk (below it numpy's fixed costs lose).
 BULK_FROM = 32
 
 _LENGTH_DELIMITED = 2
-#: The float fields' numbers in InferTensorContents (runtimes/proto/grpc_predict_v2.proto; the
-#: functions take any module's messages of that proto, Triton's client's as well as ours).
-_FIELD_NUMBER = {"FP32": 6, "FP64": 7}
-#: Their records' tags: field number and wire type, one varint byte each.
-_TAG = {datatype: bytes([n << 3 | _LENGTH_DELIMITED]) for datatype, n in _FIELD_NUMBER.items()}
+
+
+class WireContents:
+    """Contents as ``infer_wire`` found them: one packed record of field ``number`` (0: none),
+    a float field's as its elements' bytes, an integer field's as the values protobuf reads."""
+
+    __slots__ = ("number", "payload", "values")
+
+    def __init__(
+        self, number: int, payload: bytes | memoryview, values: list[int] | None = None
+    ) -> None:
+        self.number = number
+        self.payload = payload
+        self.values = values
 
 
 def read_contents(
@@ -51,6 +74,8 @@ def read_contents(
     field = CONTENTS_FIELD.get(datatype)
     if field is None:
         raise InvalidInputError(f"Input {name!r}: {datatype} data must be sent raw.")
+    if isinstance(contents, WireContents):
+        return _read_wire(contents, datatype, shape, count, name)
     values = getattr(contents, field)
     if len(values) != count:
         raise InvalidInputError(
@@ -61,33 +86,42 @@ def read_contents(
         data[:] = values[:]
         return data
     dtype = DATATYPES[datatype]
-    if count >= BULK_FROM and datatype in _FIELD_NUMBER:
-        packed = _packed_record(contents.SerializeToString(), _FIELD_NUMBER[datatype])
+    if count >= BULK_FROM and datatype in ("FP32", "FP64"):
+        packed = _packed_record(contents.SerializeToString(), FIELD_NUMBER[datatype])
         if packed is not None and len(packed) == count * dtype.itemsize:
-            return np.frombuffer(packed, dtype)
+            return array_view(packed, dtype)
+    return _from_values(values, datatype, count, name)
+
+
+def _read_wire(
+    contents: WireContents, datatype: str, shape: list[int], count: int, name: str
+) -> np.ndarray[Any, Any]:
+    dtype = DATATYPES[datatype]
+    values = contents.values
+    if contents.number != FIELD_NUMBER[datatype]:  # the field of this datatype is empty
+        have = 0
+    elif values is None:
+        have = len(contents.payload) // dtype.itemsize
+    else:
+        have = len(values)
+    if have != count:
+        raise InvalidInputError(
+            f"Input {name!r}: shape {shape} holds {count} elements but contents have {have}."
+        )
+    if not count:
+        return np.empty(0, dtype)
+    if values is None:
+        return array_view(contents.payload, dtype)
+    return _from_values(values, datatype, count, name)
+
+
+def _from_values(values: Any, datatype: str, count: int, name: str) -> np.ndarray[Any, Any]:
     try:
-        return np.fromiter(values, dtype, count)
+        return np.fromiter(values, DATATYPES[datatype], count)
     except OverflowError:
         raise InvalidInputError(
             f"Input {name!r}: a value is out of range for {datatype}."
         ) from None
-
-
-def write_contents(contents: Any, data: np.ndarray[Any, Any], datatype: str) -> None:
-    """Fill the field of ``contents`` that carries ``datatype`` with ``data``'s elements."""
-    field = CONTENTS_FIELD[datatype]
-    flat = data.reshape(-1)
-    if datatype == "BYTES":
-        getattr(contents, field).extend(
-            [x if isinstance(x, bytes) else str(x).encode() for x in flat]
-        )
-        return
-    # Float data only: anything else keeps the per-value path's conversions (and its errors).
-    if flat.size >= BULK_FROM and datatype in _TAG and flat.dtype.kind == "f":
-        payload = flat.astype(DATATYPES[datatype], copy=False).tobytes()
-        contents.MergeFromString(_TAG[datatype] + _varint(len(payload)) + payload)
-        return
-    getattr(contents, field).extend(flat.tolist())
 
 
 def _packed_record(message: bytes, field_number: int) -> memoryview | None:
@@ -133,12 +167,3 @@ def _read_varint(view: memoryview, pos: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, pos
         shift += 7
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)

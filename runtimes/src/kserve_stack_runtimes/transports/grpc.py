@@ -25,9 +25,10 @@ from kserve_stack_runtimes.errors import InvalidInputError, ServingError, public
 from kserve_stack_runtimes.logs import request_id_var
 from kserve_stack_runtimes.protocol import v2
 from kserve_stack_runtimes.transports.access import AccessLog
-from kserve_stack_runtimes.transports.contents import read_contents, write_contents
+from kserve_stack_runtimes.transports.contents import read_contents
 from kserve_stack_runtimes.transports.h2grpc import GrpcH2Server, Method, RpcContext
 from kserve_stack_runtimes.transports.health import HEALTH_SERVICE_NAME, HealthService
+from kserve_stack_runtimes.transports.infer_wire import encode_infer_response, parse_infer_request
 
 log = logging.getLogger("kserve_stack_runtimes.grpc")
 
@@ -62,7 +63,7 @@ def _set_param(target: Any, key: str, value: Any) -> None:
 
 
 def decode_infer_request(req: Any) -> v2.InferRequest:
-    """A ModelInferRequest message to a :class:`~.protocol.v2.InferRequest`."""
+    """A ModelInferRequest (protobuf's message or ``infer_wire``'s) to an InferRequest."""
     tensors = req.inputs
     if not tensors:
         raise InvalidInputError("The request needs at least one input.")
@@ -106,26 +107,9 @@ def decode_infer_request(req: Any) -> v2.InferRequest:
     )
 
 
-def encode_infer_response(response: v2.InferResponse, request: v2.InferRequest, raw: bool) -> Any:
-    """An InferResponse to a ModelInferResponse message (raw contents when ``raw``)."""
-    msg = pb.ModelInferResponse(
-        model_name=response.model_name,
-        model_version=response.model_version or "",
-        id=response.id or "",
-    )
-    if response.parameters:
-        for k, val in response.parameters.items():
-            _set_param(msg.parameters, k, val)
-    for tensor in v2.select_outputs(response, request):
-        out = msg.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
-        if tensor.parameters:
-            for k, val in tensor.parameters.items():
-                _set_param(out.parameters, k, val)
-        if raw or tensor.datatype == "FP16":
-            msg.raw_output_contents.append(v2.encode_raw(tensor.data, tensor.datatype))
-        else:
-            write_contents(out.contents, tensor.data, tensor.datatype)
-    return msg
+def parse_model_infer(message: bytes) -> Any:
+    """A ModelInferRequest: the common shapes read by ``infer_wire``, the rest by protobuf."""
+    return parse_infer_request(message) or pb.ModelInferRequest.FromString(message)
 
 
 class InferenceServicer:
@@ -243,10 +227,10 @@ def _methods(servicer: InferenceServicer, health: HealthService) -> dict[str, Me
         "RepositoryModelLoad",
         "RepositoryModelUnload",
     ):
-        request_type = getattr(pb, f"{name}Request")
-        methods[f"/{SERVICE_NAME}/{name}"] = Method(
-            request_type.FromString, getattr(servicer, name), streaming=False
+        parse = (
+            parse_model_infer if name == "ModelInfer" else getattr(pb, f"{name}Request").FromString
         )
+        methods[f"/{SERVICE_NAME}/{name}"] = Method(parse, getattr(servicer, name), streaming=False)
     parse = health_pb2.HealthCheckRequest.FromString
     methods[f"/{HEALTH_SERVICE_NAME}/Check"] = Method(parse, health.Check, streaming=False)
     methods[f"/{HEALTH_SERVICE_NAME}/Watch"] = Method(parse, health.Watch, streaming=True)

@@ -835,7 +835,8 @@ class _Connection(asyncio.Protocol):
         handler: Any = stream.method.handler
         try:
             response = await handler(request, context)
-            data = response.SerializeToString()
+            # A message, or one already serialized (ModelInfer's answer: ``infer_wire``).
+            data = response if isinstance(response, bytes) else response.SerializeToString()
         except BaseException as exc:
             self._call_failed(stream, exc)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
