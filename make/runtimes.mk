@@ -67,7 +67,7 @@ bench-runtimes-work: setup runtimes-wheel ## Count the instructions our server (
 	BENCH_OURS_BUILD=$(abspath $(RUNTIMES_WHEEL_DIR)) $(PY) python runtimes/bench/work.py
 
 .PHONY: bench-runtimes-tensors
-bench-runtimes-tensors: kserve-venv runtimes-wheel ## Time decoding and encoding typed gRPC tensors (4 to 150,528 elements) in process: ours vs ours per value vs KServe 0.21
+bench-runtimes-tensors: kserve-venv runtimes-wheel ## Time decoding and encoding typed gRPC tensors (4 to 150,528 elements) in process: ours (our wire codec) vs KServe 0.21
 	BENCH_OURS_BUILD=$(abspath $(RUNTIMES_WHEEL_DIR)) $(PY) python runtimes/bench/tensors.py
 
 .PHONY: bench-runtimes-incall

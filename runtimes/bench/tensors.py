@@ -6,9 +6,9 @@ same proto file, one per process), timing the same serialized messages:
 
 * ours: ``parse_model_infer`` and ``decode_infer_request``, then ``encode_infer_response``, of
   the build in BENCH_OURS_BUILD (as `bench.py`; `make bench-runtimes-tensors` builds the wheel):
-  FP32/FP64 requests are read by our own wire codec (``infer_wire``) and their contents viewed
-  by numpy in place, other typed contents by protobuf (``contents.BULK_FROM``); answers are
-  written by the wire codec;
+  requests are read by our own wire codec (``infer_wire``: float contents viewed by numpy in
+  place, integer contents decoded by the codec; records over 4 KiB of integers by protobuf),
+  answers written by it (integer tensors of over 64 elements through protobuf);
 * KServe 0.21 (its venv, .bench/kserve-venv): ``InferRequest.from_grpc`` then ``as_numpy``, and
   ``InferResponse.to_grpc`` of a numpy output (which KServe always answers in raw contents).
 

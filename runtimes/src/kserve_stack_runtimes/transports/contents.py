@@ -124,46 +124,59 @@ def _from_values(values: Any, datatype: str, count: int, name: str) -> np.ndarra
         ) from None
 
 
+class MalformedRecordError(ValueError):
+    """Bytes that are not the protobuf records they should be."""
+
+
+def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The varint at ``pos`` in ``buf`` and where it ends; MalformedRecordError if it runs past
+    ``end`` or past 64 bits."""
+    if pos < end and buf[pos] < 0x80:  # most tags and lengths: one byte
+        return buf[pos], pos + 1
+    value = 0
+    shift = 0
+    while pos < end:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift == 63 and pos < end and buf[pos] > 1:  # a tenth byte past 64 bits
+            break
+    raise MalformedRecordError("a varint runs past its record or past 64 bits")
+
+
 def _packed_record(message: bytes, field_number: int) -> memoryview | None:
     """The payload of field ``field_number`` in a serialized message, or None unless the field
     is there as exactly one length-delimited (packed) record: the caller then reads per value.
     """
-    view = memoryview(message)
-    end = len(view)
+    end = len(message)
     pos = 0
-    found: memoryview | None = None
+    start = stop = -1
     try:
         while pos < end:
-            tag, pos = _read_varint(view, pos)
+            tag, pos = read_varint(message, pos, end)
             number, wire = tag >> 3, tag & 7
             if wire == _LENGTH_DELIMITED:
-                length, pos = _read_varint(view, pos)
+                length, pos = read_varint(message, pos, end)
                 if number == field_number:
-                    if found is not None:
+                    if start >= 0:
                         return None
-                    found = view[pos : pos + length]
+                    start, stop = pos, pos + length
                 pos += length
             elif number == field_number:
                 return None
             elif wire == 0:
-                _, pos = _read_varint(view, pos)
+                _, pos = read_varint(message, pos, end)
             elif wire == 1:
                 pos += 8
             elif wire == 5:
                 pos += 4
             else:
                 return None
-    except IndexError:  # a varint running past the end
+    except MalformedRecordError:
         return None
-    return found if pos == end else None
-
-
-def _read_varint(view: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = view[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
+    if pos != end or start < 0:
+        return None
+    return memoryview(message)[start:stop]
