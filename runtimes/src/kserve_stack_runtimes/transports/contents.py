@@ -5,7 +5,8 @@ A protobuf repeated field read one value at a time costs tens of nanoseconds a v
 little-endian IEEE values, which numpy reads as it is: FP32 and FP64 tensors of ``BULK_FROM``
 elements or more go that way. Integer and bool fields are varints, which numpy decodes no faster
 than the per-value path (measured), so they keep it. Requests that ``infer_wire`` parsed carry
-their float contents as that record already (:class:`WireContents`). Writing: ``infer_wire``.
+their contents read already (:class:`WireContents`: a float record as it lies in the message,
+integers as values). Writing contents: ``infer_wire``.
 """
 
 from __future__ import annotations
