@@ -11,7 +11,7 @@ integers as values). Writing contents: ``infer_wire``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -50,7 +50,15 @@ FIELD_NUMBER = {datatype: _NUMBER_OF_FIELD[field] for datatype, field in CONTENT
 #: Elements from which a float tensor is converted in bulk (below it numpy's fixed costs lose).
 BULK_FROM = 32
 
-_LENGTH_DELIMITED = 2
+_VARINT: Final = 0
+_LENGTH_DELIMITED: Final = 2
+#: The element size of each packed float field of InferTensorContents.
+_FLOAT_SIZE: Final = {FIELD_NUMBER["FP32"]: 4, FIELD_NUMBER["FP64"]: 8}
+#: Its integer fields: bool_contents (1) to uint64_contents (5).
+_FIRST_INT_FIELD: Final = FIELD_NUMBER["BOOL"]
+_LAST_INT_FIELD: Final = FIELD_NUMBER["UINT64"]
+#: Integer records longer than this are left to protobuf, which reads them faster.
+_MAX_VARINT_RECORD: Final = 4096
 
 
 class WireContents:
@@ -65,6 +73,9 @@ class WireContents:
         self.number = number
         self.payload = payload
         self.values = values
+
+
+NO_CONTENTS: Final = WireContents(0, b"")
 
 
 def read_contents(
@@ -86,11 +97,16 @@ def read_contents(
         data = np.empty(count, dtype=object)
         data[:] = values[:]
         return data
-    dtype = DATATYPES[datatype]
     if count >= BULK_FROM and datatype in ("FP32", "FP64"):
-        packed = _packed_record(contents.SerializeToString(), FIELD_NUMBER[datatype])
-        if packed is not None and len(packed) == count * dtype.itemsize:
-            return array_view(packed, dtype)
+        # Serialized, the field is one packed record (unless other fields are set as well):
+        # read as the records of requests are, without protobuf's per-value path.
+        serialized: bytes = contents.SerializeToString()
+        try:
+            wire = parse_contents(serialized, memoryview(serialized), 0, len(serialized))
+        except UnusualRecordError:
+            wire = NO_CONTENTS
+        if wire.number == FIELD_NUMBER[datatype]:
+            return _read_wire(wire, datatype, shape, count, name)
     return _from_values(values, datatype, count, name)
 
 
@@ -125,12 +141,12 @@ def _from_values(values: Any, datatype: str, count: int, name: str) -> np.ndarra
         ) from None
 
 
-class MalformedRecordError(ValueError):
-    """Bytes that are not the protobuf records they should be."""
+class UnusualRecordError(ValueError):
+    """Records this reader does not take: malformed, or of a shape it leaves to protobuf."""
 
 
 def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """The varint at ``pos`` in ``buf`` and where it ends; MalformedRecordError if it runs past
+    """The varint at ``pos`` in ``buf`` and where it ends; UnusualRecordError if it runs past
     ``end`` or past 64 bits."""
     if pos < end and buf[pos] < 0x80:  # most tags and lengths: one byte
         return buf[pos], pos + 1
@@ -145,39 +161,61 @@ def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
         if shift == 63 and pos < end and buf[pos] > 1:  # a tenth byte past 64 bits
             break
-    raise MalformedRecordError("a varint runs past its record or past 64 bits")
+    raise UnusualRecordError("a varint runs past its record or past 64 bits")
 
 
-def _packed_record(message: bytes, field_number: int) -> memoryview | None:
-    """The payload of field ``field_number`` in a serialized message, or None unless the field
-    is there as exactly one length-delimited (packed) record: the caller then reads per value.
-    """
-    end = len(message)
-    pos = 0
-    start = stop = -1
-    try:
-        while pos < end:
-            tag, pos = read_varint(message, pos, end)
-            number, wire = tag >> 3, tag & 7
-            if wire == _LENGTH_DELIMITED:
-                length, pos = read_varint(message, pos, end)
-                if number == field_number:
-                    if start >= 0:
-                        return None
-                    start, stop = pos, pos + length
-                pos += length
-            elif number == field_number:
-                return None
-            elif wire == 0:
-                _, pos = read_varint(message, pos, end)
-            elif wire == 1:
-                pos += 8
-            elif wire == 5:
-                pos += 4
-            else:
-                return None
-    except MalformedRecordError:
-        return None
-    if pos != end or start < 0:
-        return None
-    return memoryview(message)[start:stop]
+def read_field(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """The record at ``pos``: its field number, where its length-delimited payload ends (-1 for
+    a varint, which starts where the payload would) and where that starts. Records of other wire
+    types are UnusualRecordError: no field read here has them."""
+    tag, pos = read_varint(buf, pos, end)
+    number, wire = tag >> 3, tag & 7
+    if wire == _VARINT:
+        return number, -1, pos
+    if wire != _LENGTH_DELIMITED:
+        raise UnusualRecordError(f"field {number} has wire type {wire}")
+    length, pos = read_varint(buf, pos, end)
+    if length > end - pos:
+        raise UnusualRecordError(f"field {number} runs past its message")
+    return number, pos + length, pos
+
+
+def int64(value: int) -> int:
+    """A varint's 64 bits as the value of an int64 field (two's complement)."""
+    return value - (1 << 64) if value >> 63 else value
+
+
+def parse_contents(buf: bytes, view: memoryview, pos: int, end: int) -> WireContents:
+    """The serialized InferTensorContents in ``buf[pos:end]`` (``view`` is ``buf``'s): none, or
+    one packed record; any other shape is UnusualRecordError (protobuf joins repeated records,
+    and reads unpacked values)."""
+    if pos == end:
+        return NO_CONTENTS
+    number, stop, start = read_field(buf, pos, end)
+    if stop != end:
+        raise UnusualRecordError("contents of more than one record")
+    size = _FLOAT_SIZE.get(number, 0)
+    if size:
+        if (stop - start) % size:
+            raise UnusualRecordError("a float record that is not whole values")
+        return WireContents(number, view[start:stop])
+    if not _FIRST_INT_FIELD <= number <= _LAST_INT_FIELD or stop - start > _MAX_VARINT_RECORD:
+        raise UnusualRecordError(f"contents in field {number}")
+    values: list[int] = []
+    while start < stop:
+        value, start = read_varint(buf, start, stop)
+        values.append(value)
+    return WireContents(number, b"", _as_field_type(number, values))
+
+
+def _as_field_type(number: int, values: list[int]) -> list[int]:
+    """Varints as protobuf reads them into each integer field (it truncates, as C casts do)."""
+    if number == 1:  # bool
+        return [int(v != 0) for v in values]
+    if number == 2:  # int32: the low 32 bits, signed
+        return [(v & 0xFFFFFFFF) - (1 << 32) if v & 0x80000000 else v & 0xFFFFFFFF for v in values]
+    if number == 3:
+        return [int64(v) for v in values]
+    if number == 4:  # uint32
+        return [v & 0xFFFFFFFF for v in values]
+    return values  # uint64

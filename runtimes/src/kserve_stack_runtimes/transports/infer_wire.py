@@ -27,22 +27,16 @@ from kserve_stack_runtimes.protocol import v2
 from kserve_stack_runtimes.transports.contents import (
     CONTENTS_FIELD,
     FIELD_NUMBER,
-    MalformedRecordError,
-    WireContents,
+    NO_CONTENTS,
+    UnusualRecordError,
+    int64,
+    parse_contents,
+    read_field,
     read_varint,
 )
 
-_VARINT: Final = 0
 _LENGTH_DELIMITED: Final = 2
 _UINT64: Final = (1 << 64) - 1
-_NO_CONTENTS: Final = WireContents(0, b"")
-#: The element size of each packed float field of InferTensorContents.
-_FLOAT_SIZE: Final = {FIELD_NUMBER["FP32"]: 4, FIELD_NUMBER["FP64"]: 8}
-#: Its integer fields: bool_contents (1) to uint64_contents (5).
-_FIRST_INT_FIELD: Final = FIELD_NUMBER["BOOL"]
-_LAST_INT_FIELD: Final = FIELD_NUMBER["UINT64"]
-#: Integer records longer than this are left to protobuf, which reads them faster.
-_MAX_VARINT_RECORD: Final = 4096
 #: Integer tensors from this many elements are written by protobuf, which does it faster.
 _WRITE_INTS_UP_TO: Final = 64
 #: Every byte value as a bytes object (what most varints and all tags here are).
@@ -59,10 +53,6 @@ _INT_RANGE: Final = {
 _INT_KINDS: Final = {"BOOL": "b"} | {t: "iu" for t in v2.DATATYPES if t[0] in "IU"}
 
 
-class UnusualMessageError(MalformedRecordError):
-    """A message this parser leaves to protobuf's (malformed records are, too)."""
-
-
 class WireTensor:
     """An input tensor as the service reads it (``ModelInferRequest.InferInputTensor``)."""
 
@@ -70,7 +60,7 @@ class WireTensor:
         self.name = ""
         self.datatype = ""
         self.shape: list[int] = []
-        self.contents = _NO_CONTENTS
+        self.contents = NO_CONTENTS
         self.parameters: dict[str, Any] | None = None
 
 
@@ -99,30 +89,15 @@ def parse_infer_request(message: bytes) -> WireInferRequest | None:
     """The request in ``message``, or None where protobuf is to parse it (see the module)."""
     try:
         return _request(message)
-    except MalformedRecordError:  # UnusualMessageError too
+    except UnusualRecordError:
         return None
-
-
-def _field(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """The field number of the record at ``pos``, where its length-delimited payload ends, and
-    where it starts; every field this parser reads is length-delimited but shape's values."""
-    tag, pos = read_varint(buf, pos, end)
-    number, wire = tag >> 3, tag & 7
-    if wire == _VARINT:
-        return number, -1, pos
-    if wire != _LENGTH_DELIMITED:
-        raise UnusualMessageError
-    length, pos = read_varint(buf, pos, end)
-    if length > end - pos:
-        raise UnusualMessageError
-    return number, pos + length, pos
 
 
 def _text(buf: bytes, start: int, end: int) -> str:
     try:
         return buf[start:end].decode()
     except UnicodeDecodeError:  # protobuf refuses it: let it say so
-        raise UnusualMessageError from None
+        raise UnusualRecordError("text that is not UTF-8") from None
 
 
 def _request(buf: bytes) -> WireInferRequest:
@@ -130,9 +105,9 @@ def _request(buf: bytes) -> WireInferRequest:
     view = memoryview(buf)
     pos, end = 0, len(buf)
     while pos < end:
-        number, stop, start = _field(buf, pos, end)
+        number, stop, start = read_field(buf, pos, end)
         if stop < 0:
-            raise UnusualMessageError
+            raise UnusualRecordError
         if number == 1:
             req.model_name = _text(buf, start, stop)
         elif number == 2:
@@ -146,7 +121,7 @@ def _request(buf: bytes) -> WireInferRequest:
         elif number == 7:
             req.raw_input_contents.append(view[start:stop])
         else:  # parameters, or a field this service does not know
-            raise UnusualMessageError
+            raise UnusualRecordError
         pos = stop
     return req
 
@@ -155,70 +130,36 @@ def _input(buf: bytes, view: memoryview, pos: int, end: int) -> WireTensor:
     tensor = WireTensor()
     contents_seen = False
     while pos < end:
-        number, stop, start = _field(buf, pos, end)
+        number, stop, start = read_field(buf, pos, end)
         if number == 3:  # shape: packed int64 values, or one unpacked
             if stop < 0:
                 value, pos = read_varint(buf, start, end)
-                tensor.shape.append(value - (1 << 64) if value >> 63 else value)
+                tensor.shape.append(int64(value))
                 continue
             while start < stop:
                 value, start = read_varint(buf, start, stop)
-                tensor.shape.append(value - (1 << 64) if value >> 63 else value)
+                tensor.shape.append(int64(value))
         elif stop < 0:
-            raise UnusualMessageError
+            raise UnusualRecordError
         elif number == 1:
             tensor.name = _text(buf, start, stop)
         elif number == 2:
             tensor.datatype = _text(buf, start, stop)
         elif number == 5 and not contents_seen:  # protobuf merges a repeated one: it parses
             contents_seen = True
-            tensor.contents = _contents(buf, view, start, stop)
+            tensor.contents = parse_contents(buf, view, start, stop)
         else:
-            raise UnusualMessageError
+            raise UnusualRecordError
         pos = stop
     return tensor
-
-
-def _contents(buf: bytes, view: memoryview, pos: int, end: int) -> WireContents:
-    """Contents of one packed record (or none); any other contents are protobuf's."""
-    if pos == end:
-        return _NO_CONTENTS
-    number, stop, start = _field(buf, pos, end)
-    if stop != end:  # another record follows (protobuf joins them), or a single unpacked value
-        raise UnusualMessageError
-    size = _FLOAT_SIZE.get(number, 0)
-    if size:
-        if (stop - start) % size:
-            raise UnusualMessageError
-        return WireContents(number, view[start:stop])
-    if not _FIRST_INT_FIELD <= number <= _LAST_INT_FIELD or stop - start > _MAX_VARINT_RECORD:
-        raise UnusualMessageError
-    values: list[int] = []
-    while start < stop:
-        value, start = read_varint(buf, start, stop)
-        values.append(value)
-    return WireContents(number, b"", _as_field_type(number, values))
-
-
-def _as_field_type(number: int, values: list[int]) -> list[int]:
-    """Varints as protobuf reads them into each integer field (it truncates, as C casts do)."""
-    if number == 1:  # bool
-        return [int(v != 0) for v in values]
-    if number == 2:  # int32: the low 32 bits, signed
-        return [(v & 0xFFFFFFFF) - (1 << 32) if v & 0x80000000 else v & 0xFFFFFFFF for v in values]
-    if number == 3:  # int64
-        return [v - (1 << 64) if v >> 63 else v for v in values]
-    if number == 4:  # uint32
-        return [v & 0xFFFFFFFF for v in values]
-    return values  # uint64
 
 
 def _output(buf: bytes, pos: int, end: int) -> WireOutput:
     name = ""
     while pos < end:
-        number, stop, start = _field(buf, pos, end)
+        number, stop, start = read_field(buf, pos, end)
         if number != 1 or stop < 0:
-            raise UnusualMessageError
+            raise UnusualRecordError
         name = _text(buf, start, stop)
         pos = stop
     return WireOutput(name)
@@ -249,13 +190,14 @@ def _string(parts: list[bytes], number: int, value: str) -> None:
 
 def _signed(value: int) -> int:
     """An int64 as the varint protobuf writes for it (negative: ten bytes, two's complement)."""
-    if value < 0:
-        if value < -(1 << 63):
-            raise ValueError(f"Value out of range: {value}")
-        return value + (1 << 64)
-    if value >= 1 << 63:
+    if not -(1 << 63) <= value < 1 << 63:
         raise ValueError(f"Value out of range: {value}")
-    return value
+    return _unsigned(value)
+
+
+def _unsigned(value: int) -> int:
+    """A value in an integer field's range as the 64 bits of its varint."""
+    return value if value >= 0 else value & _UINT64
 
 
 def _parameters(parts: list[bytes], number: int, parameters: dict[str, Any]) -> None:
@@ -296,7 +238,7 @@ def contents_record(data: Any, datatype: str) -> bytes:
         for value in flat.tolist():
             if value < low or value > high:
                 raise ValueError(f"Value out of range: {value}")
-            packed.append(varint(value + (1 << 64) if value < 0 else value))
+            packed.append(varint(_unsigned(value)))
         return _record(number, b"".join(packed))
     # Large integer tensors, and other data in a typed field (integers as floats, floats or
     # objects as integers: protobuf converts them, or refuses them, value by value). Imported
