@@ -4,9 +4,10 @@ A protobuf repeated field read one value at a time costs tens of nanoseconds a v
 224x224x3 FP32 image), however fast the parser. Serialized, a float field is one packed record of
 little-endian IEEE values, which numpy reads as it is: FP32 and FP64 tensors of ``BULK_FROM``
 elements or more go that way. Integer and bool fields are varints, which numpy decodes no faster
-than the per-value path (measured), so they keep it. Requests that ``infer_wire`` parsed carry
-their contents read already (:class:`WireContents`: a float record as it lies in the message,
-integers as values). Writing contents: ``infer_wire``.
+than the per-value path (measured), so they keep it. One reader of those records
+(:func:`parse_contents`) serves both protobuf's messages (serialized again) and the requests
+that ``infer_wire`` parses, which carry their contents read already (:class:`WireContents`: a
+float record as it lies in the message, integers as values). Writing contents: ``infer_wire``.
 """
 
 from __future__ import annotations
