@@ -14,10 +14,16 @@ seconds (5), each round going through every point of every server before the nex
 the round with the median req/s of each point is reported (its latencies and CPU with it): a
 burst of load from elsewhere (this 2-vCPU VM shares its host) then spoils one round of a
 point, not the point. Two figures as close as our V2 REST and V2 gRPC at concurrency 1 (the
-same model path, a few microseconds of protocol apart in a round trip of ~400) still differ by
-whatever load the host had in the seconds between them, so they are also compared in
-`BENCH_PAIRS` (9) pairs of 2 s runs back to back, alternating which goes first, and the
-"gRPC >= REST" target at concurrency 1 is judged on the median of the pairs' ratios.
+same model path, tens of microseconds of protocol apart in a round trip of 0.4-0.8 ms) still
+differ by whatever load the host had in the seconds between them, so they are also compared in
+`BENCH_PAIRS` (120) pairs of 1 s runs back to back, alternating which goes first, and the
+"gRPC >= REST" target at concurrency 1 is judged on the median of the pairs' ratios, printed
+with a bootstrap 95 % interval. Why so many: one pair's ratio has a spread (SD) of 0.12-0.17
+on this VM, no smaller for longer runs, so the median of 9 pairs has a standard error of about
+0.07, more than the gap the two protocols' own work leaves in a c=1 round trip (in process a
+gRPC call costs the server 15-45 µs less than a V2 REST one, of 0.3-0.8 ms, most of which is
+the model's `predict`: `make bench-runtimes-incall`); the median of 120 pairs has one of about
+0.02.
 Reported: requests/s, p50/p99
 latency, the CPU time per request of the server (user + system of its whole process tree, from
 /proc) and of the load generator (getrusage of the finished generator), the server's RSS after
@@ -80,9 +86,9 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / ".bench"
 DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-PAIRS = int(os.environ.get("BENCH_PAIRS", "9"))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "120"))
 OURS = "kserve-stack (ours)"
-PAIR_SECONDS = 2
+PAIR_SECONDS = 1
 CONCURRENCY = (1, 32)
 #: The unpacked runtimes wheel that ours runs from (on PYTHONPATH); empty: the editable sources.
 OURS_BUILD = os.environ.get("BENCH_OURS_BUILD", "")
@@ -300,7 +306,7 @@ def h2load(endpoint: Endpoint, conc: int, work: Path, seconds: int = DURATION) -
     out = subprocess.run(
         [*cmd, f"--log-file={log}", endpoint.url], capture_output=True, text=True, check=False
     ).stdout
-    finished = re.search(r"finished in ([\d.]+)s", out)
+    finished = re.search(r"finished in ([\d.]+)(m?s)", out)  # under a second: in ms
     counts = re.search(
         r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
         r"(\d+) errored, (\d+) timeout",
@@ -330,7 +336,8 @@ def h2load(endpoint: Endpoint, conc: int, work: Path, seconds: int = DURATION) -
             flush=True,
         )
         suspect = True
-    return Load(ok / float(finished.group(1)), float(p50), float(p99), ok, suspect)
+    seconds_taken = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    return Load(ok / seconds_taken, float(p50), float(p99), ok, suspect)
 
 
 def wrk(url: str, body: str, conc: int, work: Path, seconds: int = DURATION) -> Load:
@@ -489,12 +496,22 @@ def compare_in_pairs(rest: Endpoint, grpc: Endpoint, work: Path) -> list[float]:
         if r.suspect or g.suspect:
             raise SystemExit("the pairs' runs had failed requests or unverified answers")
         ratios.append(g.rps / r.rps)
-        print(
-            f"  pair #{i + 1} ({order[0].protocol} first): V2 REST {r.rps:.0f}, V2 gRPC "
-            f"{g.rps:.0f} req/s, gRPC/REST x{ratios[-1]:.3f}",
-            flush=True,
-        )
+        if (i + 1) % 10 == 0 or i + 1 == PAIRS:
+            print(
+                f"  pairs {i + 1}/{PAIRS}: the last V2 REST {r.rps:.0f}, V2 gRPC {g.rps:.0f} "
+                f"req/s; median gRPC/REST so far x{float(np.median(ratios)):.3f}",
+                flush=True,
+            )
     return ratios
+
+
+def median_interval(ratios: list[float], resamples: int = 10_000) -> tuple[float, float]:
+    """A bootstrap 95 % interval of the median of ``ratios`` (seeded: the same pairs, the same
+    interval)."""
+    rng = np.random.default_rng(0)
+    picks = rng.choice(np.asarray(ratios), size=(resamples, len(ratios)), replace=True)
+    low, high = np.percentile(np.median(picks, axis=1), [2.5, 97.5])
+    return float(low), float(high)
 
 
 def print_targets(
@@ -520,8 +537,11 @@ def print_targets(
             ratio = float(np.median(pairs))
             ok = ratio >= 1.0
             wins = sum(p > 1.0 for p in pairs)
+            low, high = median_interval(pairs)
+            level = " (level: the interval holds x1)" if low < 1.0 < high else ""
             paired = (
-                f"; in {len(pairs)} pairs back to back: median gRPC/REST x{ratio:.3f}, "
+                f"; in {len(pairs)} pairs back to back: median gRPC/REST x{ratio:.3f}, 95 % "
+                f"interval x{low:.3f}-x{high:.3f}{level}, SD {float(np.std(pairs)):.3f}, "
                 f"gRPC ahead in {wins}"
             )
         print(
